@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Installs the Debian packages kvmnet needs to build, test and run, when they are missing.
+# Idempotent; prints nothing when everything is already there.
+set -euo pipefail
+
+packages=(
+  pkg-config libnl-3-dev libnl-route-3-dev   # build: the netlink library
+  iptables nftables                          # firewall backends
+  qemu-system-x86 qemu-utils                 # guests
+  busybox-static cpio kmod zstd              # building the default guest
+  procps util-linux tcpdump                  # tests: pgrep, setpriv/unshare, captures
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  [[ $p == \#* ]] && continue
+  status=$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null || true)
+  [[ $status == "install ok installed" ]] || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "setup: missing Debian packages: ${missing[*]}" >&2
+  echo "setup: run as root (sudo $0) to install them" >&2
+  exit 77
+fi
+echo "setup: installing ${missing[*]}" >&2
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq >&2
+apt-get install -y -qq --no-install-recommends "${missing[@]}" >&2

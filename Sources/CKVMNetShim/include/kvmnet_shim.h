@@ -1,0 +1,3 @@
+#ifndef KVMNET_SHIM_H
+#define KVMNET_SHIM_H
+#endif

@@ -1,0 +1,1 @@
+#include "kvmnet_shim.h"

@@ -1,0 +1,117 @@
+/// Links, addresses and routes of the current network namespace (rtnetlink, through libnl).
+///
+/// Create calls throw `HostError.exists` when the object is there already; delete calls throw
+/// `HostError.notFound` when it is not: callers decide what to tolerate. Needs CAP_NET_ADMIN
+/// for every change; reading works unprivileged.
+public protocol LinkControl: AnyObject {
+    /// Every link of the namespace. Equals `ip -d link show`.
+    func links() throws -> [LinkInfo]
+    /// One link by name, or nil. Equals `ip -d link show dev NAME`.
+    func link(named name: String) throws -> LinkInfo?
+    /// Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down.
+    /// Equals `ip link add NAME address MAC mtu MTU type bridge stp_state 0 forward_delay 0`.
+    /// Throws `exists` when any link of that name exists (NLM_F_EXCL).
+    func createBridge(name: String, mac: MACAddress, mtu: UInt32) throws
+    /// Creates a persistent tap owned by `owner` (uid). Equals `ip tuntap add NAME mode tap user UID`.
+    func createTap(name: String, owner: UInt32) throws
+    /// Deletes a link. Equals `ip link del NAME`. Throws `notFound` when there is none.
+    func deleteLink(name: String) throws
+    /// Equals `ip link set NAME up|down`.
+    func setUp(name: String, _ up: Bool) throws
+    /// Equals `ip link set NAME mtu MTU`.
+    func setMTU(name: String, _ mtu: UInt32) throws
+    /// Equals `ip link set NAME master BRIDGE`, or `nomaster` when `bridge` is nil.
+    func setMaster(name: String, bridge: String?) throws
+    /// Every address of the namespace (both families). Equals `ip addr show`.
+    func addresses() throws -> [InterfaceAddress]
+    /// Equals `ip addr add ADDR/LEN [broadcast B] [noprefixroute] dev IF`. Throws `exists`.
+    func addAddress(_ address: InterfaceAddress) throws
+    /// Equals `ip addr del ADDR/LEN dev IF`. Throws `notFound`.
+    func deleteAddress(_ address: InterfaceAddress) throws
+    /// Routes of the main table (both families; no cached or local-table routes). Equals `ip route show`.
+    func routes() throws -> [RouteInfo]
+    /// Equals `ip route add DST [via GW] dev IF metric M proto P scope S [src SRC]`. Throws `exists`.
+    func addRoute(_ route: RouteInfo) throws
+    /// Equals `ip route del DST [via GW] dev IF metric M`. Throws `notFound`.
+    func deleteRoute(_ route: RouteInfo) throws
+}
+
+/// Kernel parameters under /proc/sys of the current namespace.
+public protocol SysctlStore: AnyObject {
+    /// Reads a key such as `net.ipv4.ip_forward` (dots, or slashes for keys whose parts hold dots:
+    /// `net/ipv6/conf/vif1.0/disable_ipv6`). Returns the trimmed value. Throws `notFound`.
+    func read(_ key: String) throws -> String
+    /// Writes a value. Equals `sysctl -w KEY=VALUE`.
+    func write(_ key: String, _ value: String) throws
+}
+
+/// Runs programs (iptables, nft, qemu-img) with an argv array, never a shell string.
+public protocol CommandRunner: AnyObject {
+    /// Runs `argv` to completion, feeding `stdin`. Throws `notFound` when the program is missing.
+    func run(_ argv: [String], stdin: String?) throws -> CommandResult
+}
+
+/// Facts about interfaces that netlink does not tell, read from sysfs.
+public protocol InterfaceProbe: AnyObject {
+    /// True for wireless station interfaces (sysfs `wireless/` or `phy80211`), which cannot be bridged.
+    func isWireless(_ name: String) -> Bool
+}
+
+/// The records of kvmnet's networks in the state folder.
+public protocol StateStore: AnyObject {
+    /// The folder for a network's record, hooks and guest files.
+    func folder(for network: NetworkName) -> String
+    func load(_ network: NetworkName) throws -> NetworkRecord?
+    /// Writes the record atomically (write to a temporary file, fsync, rename).
+    func save(_ record: NetworkRecord) throws
+    /// Removes the network's folder and everything in it.
+    func remove(_ network: NetworkName) throws
+    /// Every network recorded for the current namespace.
+    func all() throws -> [NetworkRecord]
+    /// Holds an exclusive lock over the state folder while `body` runs (flock), so two kvmnet
+    /// processes never change the same host at once.
+    func withLock<T>(_ body: () throws -> T) throws -> T
+}
+
+/// Everything kvmnet does to the host goes through these; `main` builds the live one,
+/// tests build `FakeHost`.
+public struct HostEnvironment {
+    public var links: any LinkControl
+    public var sysctl: any SysctlStore
+    public var commands: any CommandRunner
+    public var probe: any InterfaceProbe
+    public var state: any StateStore
+    /// Identity of the network namespace the command runs in (recorded, and checked by later commands).
+    public var namespace: NamespaceIdentity
+    /// Whether the process may change the network (root or CAP_NET_ADMIN).
+    public var canAdministerNetwork: Bool
+    /// Where notices and progress go (stderr in the real program).
+    public var log: (String) -> Void
+
+    public init(links: any LinkControl, sysctl: any SysctlStore, commands: any CommandRunner,
+                probe: any InterfaceProbe, state: any StateStore, namespace: NamespaceIdentity,
+                canAdministerNetwork: Bool, log: @escaping (String) -> Void) {
+        self.links = links; self.sysctl = sysctl; self.commands = commands; self.probe = probe
+        self.state = state; self.namespace = namespace
+        self.canAdministerNetwork = canAdministerNetwork; self.log = log
+    }
+}
+
+/// Which network namespace a record belongs to.
+public struct NamespaceIdentity: Hashable, Codable, Sendable, CustomStringConvertible {
+    /// The name under /run/netns, or nil for the root namespace or an unnamed one.
+    public var name: String?
+    /// The namespace's inode number (`stat -L /proc/self/ns/net`).
+    public var inode: UInt64
+    public var isRoot: Bool
+
+    public init(name: String?, inode: UInt64, isRoot: Bool) {
+        self.name = name; self.inode = inode; self.isRoot = isRoot
+    }
+
+    public var description: String {
+        if isRoot { return "the root namespace" }
+        if let n = name { return "namespace \(n)" }
+        return "namespace inode \(inode)"
+    }
+}

@@ -1,0 +1,66 @@
+/// One change kvmnet made to the host, with what is needed to undo exactly it.
+/// Written to the record *before* the change is made, so a killed `up` leaves a record
+/// `down` can finish; undoing an entry whose change never happened is harmless.
+public enum JournalEntry: Codable, Equatable, Sendable {
+    /// A link kvmnet created (bridge or tap). Undo: delete it.
+    case createdLink(name: String, kind: String)
+    /// A sysctl kvmnet wrote. Undo: write `previous` back, unless someone changed it since.
+    case changedSysctl(key: String, previous: String, value: String)
+    /// An address kvmnet added. Undo: delete it.
+    case addedAddress(InterfaceAddress)
+    /// A route kvmnet added. Undo: delete it.
+    case addedRoute(RouteInfo)
+    /// An address kvmnet took off an interface (bridged: the uplink). Undo: add it back.
+    case removedAddress(InterfaceAddress)
+    /// A route kvmnet took off (bridged: the uplink's). Undo: add it back.
+    case removedRoute(RouteInfo)
+    /// A link kvmnet made a port of a bridge it did not delete with the bridge (the uplink). Undo: nomaster.
+    case enslaved(port: String, bridge: String)
+    /// Firewall objects kvmnet installed. Undo: remove exactly them.
+    case firewall(FirewallRecord)
+}
+
+/// Firewall objects of one network, for one backend.
+public struct FirewallRecord: Codable, Equatable, Sendable {
+    public var backend: FirewallBackend
+    /// Chains kvmnet owns, as "table:chain".
+    public var chains: [String]
+    /// Jumps kvmnet added to chains it does not own.
+    public var jumps: [FirewallJump]
+
+    public init(backend: FirewallBackend, chains: [String], jumps: [FirewallJump]) {
+        self.backend = backend; self.chains = chains; self.jumps = jumps
+    }
+}
+
+/// A rule in a chain kvmnet does not own that jumps to one kvmnet does.
+public struct FirewallJump: Codable, Equatable, Hashable, Sendable {
+    public var table: String
+    public var from: String
+    /// The rule's specification after the chain name, as iptables-save prints it.
+    public var rule: String
+
+    public init(table: String, from: String, rule: String) {
+        self.table = table; self.from = from; self.rule = rule
+    }
+}
+
+/// Everything kvmnet knows about one network it brought up: the resolved spec and the journal.
+public struct NetworkRecord: Codable, Equatable, Sendable {
+    public static let currentSchemaVersion = 1
+
+    public var schemaVersion: Int
+    public var spec: NetworkSpec
+    public var namespace: NamespaceIdentity
+    /// Changes made, in order. `down` undoes them in reverse.
+    public var journal: [JournalEntry]
+    /// True once `up` finished; false while it runs, or when it was killed.
+    public var complete: Bool
+
+    public init(spec: NetworkSpec, namespace: NamespaceIdentity, journal: [JournalEntry] = [], complete: Bool = false) {
+        self.schemaVersion = Self.currentSchemaVersion
+        self.spec = spec; self.namespace = namespace; self.journal = journal; self.complete = complete
+    }
+
+    public var name: NetworkName { spec.name }
+}
