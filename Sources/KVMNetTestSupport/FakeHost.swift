@@ -1,1 +1,346 @@
+import Foundation
 import KVMNetCore
+
+/// A small model of one network namespace's kernel, for unit tests without root.
+///
+/// It keeps links, addresses, routes, sysctls and iptables chains, answers with the same typed
+/// `exists`/`notFound` errors as the real adapters, records every command, and can be told to
+/// fail its Nth change so rollback can be tested at every step.
+public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceProbe, StateStore {
+    public struct Snapshot: Equatable, CustomStringConvertible {
+        public var links: [String]
+        public var addresses: [String]
+        public var routes: [String]
+        public var sysctls: [String: String]
+        public var iptables: String
+
+        public var description: String {
+            (links + addresses + routes + sysctls.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n")
+                + "\n" + iptables
+        }
+    }
+
+    public var linkTable: [LinkInfo] = []
+    public var addressTable: [InterfaceAddress] = []
+    public var routeTable: [RouteInfo] = []
+    public var sysctls: [String: String] = ["net/ipv4/ip_forward": "0"]
+    /// "table" → chain → rules; built-in chains carry a policy.
+    public var iptables: [String: [String: [String]]] = [:]
+    public var policies: [String: [String: String]] = [:]
+    public var wireless: Set<String> = []
+    public var iptablesInstalled = true
+    /// Fail the Nth change (1-based) with `HostError.other`.
+    public var failOnChange: Int?
+    /// Simulates SIGKILL after the Nth change: every later change fails and nothing more is saved.
+    public var killAfterChange: Int?
+    public private(set) var changes = 0
+    public private(set) var commandLog: [String] = []
+    public var records: [NetworkName: NetworkRecord] = [:]
+    public var namespace = NamespaceIdentity(name: "test", inode: 4026532000, isRoot: false)
+    public var log: [String] = []
+    var nextIndex: Int32 = 1
+
+    public init() {
+        _ = addLink("lo", kind: nil, up: true, arpType: 772)
+    }
+
+    /// A host like the end-to-end sandbox: eth0 10.241.96.176/24, default via 10.241.96.1.
+    public static func sandbox() -> FakeHost {
+        let h = FakeHost()
+        _ = h.addLink("eth0", kind: "veth", up: true, mac: MACAddress("02:00:0a:f1:60:b0"))
+        try! h.addAddress(InterfaceAddress(interface: "eth0", family: .inet, address: "10.241.96.176", prefixLength: 24, broadcast: "10.241.96.255"))
+        try! h.addRoute(RouteInfo(destination: "0.0.0.0/0", gateway: "10.241.96.1", interface: "eth0", proto: 4))
+        h.changes = 0
+        return h
+    }
+
+    public var environment: HostEnvironment {
+        HostEnvironment(links: self, sysctl: self, commands: self, probe: self, state: self,
+                        namespace: namespace, canAdministerNetwork: true, log: { [weak self] in self?.log.append($0) })
+    }
+
+    @discardableResult
+    public func addLink(_ name: String, kind: String?, up: Bool = false, arpType: UInt32 = 1, mac: MACAddress? = nil, mtu: UInt32 = 1500) -> LinkInfo {
+        let l = LinkInfo(index: nextIndex, name: name, kind: kind, arpType: arpType, isUp: up, mtu: mtu, mac: mac)
+        nextIndex += 1
+        linkTable.append(l)
+        return l
+    }
+
+    public func snapshot() -> Snapshot {
+        func master(_ l: LinkInfo) -> String {
+            l.masterIndex == 0 ? "" : " master " + (linkTable.first { $0.index == l.masterIndex }?.name ?? "?")
+        }
+        return Snapshot(
+            links: linkTable.map { "\($0.name) \($0.kind ?? "-") \($0.isUp ? "up" : "down") mtu \($0.mtu) \($0.mac.map { "\($0)" } ?? "")" + master($0) }.sorted(),
+            addresses: addressTable.map { "\($0.description) flags \($0.flags)" }.sorted(),
+            routes: routeTable.map(\.description).sorted(),
+            sysctls: sysctls.filter { !$0.key.hasPrefix("net/ipv6/conf/") },
+            iptables: iptablesSnapshot())
+    }
+
+    func change(_ what: String) throws {
+        if let k = killAfterChange, changes >= k { throw HostError.other("process killed") }
+        changes += 1
+        if changes == failOnChange { throw HostError.other("injected failure at change \(changes): \(what)") }
+    }
+
+    func index(_ name: String) throws -> Int {
+        guard let i = linkTable.firstIndex(where: { $0.name == name }) else { throw HostError.notFound("\(name): No such device") }
+        return i
+    }
+
+    // MARK: LinkControl
+
+    public func links() throws -> [LinkInfo] { linkTable }
+    public func link(named name: String) throws -> LinkInfo? { linkTable.first { $0.name == name } }
+
+    public func createBridge(name: String, mac: MACAddress, mtu: UInt32) throws {
+        try change("add bridge \(name)")
+        if linkTable.contains(where: { $0.name == name }) { throw HostError.exists("add bridge \(name): Object exists") }
+        addLink(name, kind: "bridge", mac: mac, mtu: mtu)
+    }
+
+    public func createTap(name: String, owner: UInt32) throws {
+        try change("add tap \(name)")
+        if linkTable.contains(where: { $0.name == name }) { throw HostError.exists("add tap \(name): File exists") }
+        addLink(name, kind: "tun", mac: MACAddress.stable(prefix: [0xfe], seed: name))
+    }
+
+    public func deleteLink(name: String) throws {
+        try change("del link \(name)")
+        let i = try index(name)
+        let l = linkTable.remove(at: i)
+        for j in linkTable.indices where linkTable[j].masterIndex == l.index { linkTable[j].masterIndex = 0 }
+        addressTable.removeAll { $0.interface == name }
+        routeTable.removeAll { $0.interface == name }
+        sysctls = sysctls.filter { !$0.key.hasPrefix("net/ipv6/conf/\(name)/") }
+    }
+
+    public func setUp(name: String, _ up: Bool) throws {
+        try change("set \(name) up")
+        linkTable[try index(name)].isUp = up
+    }
+
+    public func setMTU(name: String, _ mtu: UInt32) throws {
+        try change("set \(name) mtu")
+        linkTable[try index(name)].mtu = mtu
+    }
+
+    public func setMaster(name: String, bridge: String?) throws {
+        try change("set \(name) master")
+        let i = try index(name)
+        if let b = bridge {
+            let bi = try index(b)
+            guard linkTable[bi].isBridge else { throw HostError.other("set master \(name): \(b) is not a bridge") }
+            linkTable[i].masterIndex = linkTable[bi].index
+        } else {
+            linkTable[i].masterIndex = 0
+        }
+    }
+
+    public func addresses() throws -> [InterfaceAddress] { addressTable }
+
+    public func addAddress(_ a: InterfaceAddress) throws {
+        try change("add address \(a)")
+        _ = try index(a.interface)
+        if addressTable.contains(where: { $0.interface == a.interface && $0.address == a.address && $0.prefixLength == a.prefixLength }) {
+            throw HostError.exists("add address \(a): File exists")
+        }
+        addressTable.append(a)
+        if a.flags & AddressFlags.noPrefixRoute == 0, let c = a.ipv4 {
+            let r = RouteInfo(destination: c.subnet.description, interface: a.interface, proto: 2, scope: 253, preferredSource: a.address)
+            if !routeTable.contains(r) { routeTable.append(r) }
+        }
+    }
+
+    public func deleteAddress(_ a: InterfaceAddress) throws {
+        try change("del address \(a)")
+        guard let i = addressTable.firstIndex(where: { $0.interface == a.interface && $0.address == a.address && $0.prefixLength == a.prefixLength }) else {
+            throw HostError.notFound("del address \(a): Cannot assign requested address")
+        }
+        addressTable.remove(at: i)
+        if let c = a.ipv4 {
+            routeTable.removeAll { $0.interface == a.interface && $0.proto == 2 && $0.destination == c.subnet.description }
+            // The last IPv4 address gone: the kernel flushes the device's IPv4 routes.
+            if !addressTable.contains(where: { $0.interface == a.interface && $0.family == .inet }) {
+                routeTable.removeAll { $0.interface == a.interface && $0.family == .inet }
+            }
+        }
+    }
+
+    public func routes() throws -> [RouteInfo] { routeTable }
+
+    public func addRoute(_ r: RouteInfo) throws {
+        try change("add route \(r)")
+        _ = try index(r.interface)
+        if routeTable.contains(where: { $0.family == r.family && $0.destination == r.destination && $0.metric == r.metric }) {
+            throw HostError.exists("add route \(r): File exists")
+        }
+        if let g = r.gateway.flatMap(IPv4Address.init) {
+            let reachable = routeTable.contains { $0.interface == r.interface && $0.gateway == nil && ($0.ipv4Destination?.contains(g) ?? false) }
+            if !reachable { throw HostError.other("add route \(r): Network is unreachable") }
+        }
+        routeTable.append(r)
+    }
+
+    public func deleteRoute(_ r: RouteInfo) throws {
+        try change("del route \(r)")
+        guard let i = routeTable.firstIndex(where: { $0.family == r.family && $0.destination == r.destination
+            && $0.metric == r.metric && $0.interface == r.interface }) else {
+            throw HostError.notFound("del route \(r): No such process")
+        }
+        routeTable.remove(at: i)
+    }
+
+    // MARK: SysctlStore
+
+    func path(_ key: String) -> String { key.contains("/") ? key : key.replacingOccurrences(of: ".", with: "/") }
+
+    public func read(_ key: String) throws -> String {
+        guard let v = sysctls[path(key)] else { throw HostError.notFound("read \(key): No such file or directory") }
+        return v
+    }
+
+    public func write(_ key: String, _ value: String) throws {
+        try change("sysctl \(key)=\(value)")
+        let p = path(key)
+        if p.hasPrefix("net/ipv6/conf/") {
+            let dev = p.split(separator: "/")[3]
+            _ = try index(String(dev))
+        } else if sysctls[p] == nil {
+            throw HostError.notFound("write \(key): No such file or directory")
+        }
+        sysctls[p] = value
+    }
+
+    // MARK: CommandRunner (iptables-save / iptables-restore)
+
+    public func run(_ argv: [String], stdin: String?) throws -> CommandResult {
+        commandLog.append(argv.joined(separator: " "))
+        guard iptablesInstalled else { throw HostError.notFound("\(argv[0]): No such file or directory") }
+        switch argv.first {
+        case "iptables-save":
+            return CommandResult(status: 0, stdout: iptablesSave())
+        case "iptables-restore":
+            try change("iptables-restore")
+            return iptablesRestore(stdin ?? "")
+        default:
+            return CommandResult(status: 127, stderr: "\(argv[0]): not modelled by FakeHost")
+        }
+    }
+
+    static let builtins = ["filter": ["INPUT", "FORWARD", "OUTPUT"], "nat": ["PREROUTING", "INPUT", "OUTPUT", "POSTROUTING"],
+                           "mangle": ["PREROUTING", "INPUT", "FORWARD", "OUTPUT", "POSTROUTING"]]
+
+    func ensureTable(_ t: String, in tables: inout [String: [String: [String]]], _ pol: inout [String: [String: String]]) {
+        if tables[t] == nil {
+            tables[t] = [:]
+            for c in Self.builtins[t] ?? [] { tables[t]![c] = []; pol[t, default: [:]][c] = "ACCEPT" }
+        }
+    }
+
+    /// Adds a foreign chain or rule, as another tool on the host would.
+    public func foreign(table: String, chain: String, policy: String? = nil, rules: [String] = []) {
+        ensureTable(table, in: &iptables, &policies)
+        if iptables[table]![chain] == nil { iptables[table]![chain] = [] }
+        if let p = policy { policies[table]![chain] = p }
+        iptables[table]![chain]! += rules.map { "-A \(chain) \($0)" }
+    }
+
+    /// The host's tables less the empty built-in ones iptables-nft registers on first use
+    /// (only ACCEPT built-in chains without rules): those carry no meaning.
+    public func iptablesSnapshot() -> String {
+        let meaningful = iptables.keys.filter { t in
+            iptables[t]!.contains { c, rules in !rules.isEmpty || !(Self.builtins[t] ?? []).contains(c) || policies[t]?[c] != "ACCEPT" }
+        }
+        return iptablesSave(tables: meaningful.sorted())
+    }
+
+    public func iptablesSave() -> String { iptablesSave(tables: iptables.keys.sorted()) }
+
+    func iptablesSave(tables: [String]) -> String {
+        var out = ""
+        for t in tables {
+            out += "*\(t)\n"
+            let chains = iptables[t]!
+            let order = (Self.builtins[t] ?? []).filter { chains[$0] != nil } + chains.keys.filter { !(Self.builtins[t] ?? []).contains($0) }.sorted()
+            for c in order { out += ":\(c) \(policies[t]?[c] ?? "-") [0:0]\n" }
+            for c in order { for r in chains[c]! { out += r + "\n" } }
+            out += "COMMIT\n"
+        }
+        return out
+    }
+
+    /// Applies a restore transaction all-or-nothing, as iptables-restore does.
+    func iptablesRestore(_ text: String) -> CommandResult {
+        var tables = iptables
+        var pol = policies
+        var table = ""
+        for (n, raw) in text.split(separator: "\n").enumerated() {
+            let line = String(raw)
+            func fail(_ why: String) -> CommandResult {
+                CommandResult(status: 1, stderr: "iptables-restore: line \(n + 1) failed: \(why)")
+            }
+            if line.hasPrefix("*") { table = String(line.dropFirst()); ensureTable(table, in: &tables, &pol); continue }
+            if line == "COMMIT" || line.isEmpty || line.hasPrefix("#") { continue }
+            if line.hasPrefix(":") {
+                let name = String(line.dropFirst().split(separator: " ")[0])
+                tables[table]![name] = []
+                continue
+            }
+            let f = line.split(separator: " ", maxSplits: 2).map(String.init)
+            guard f.count >= 2 else { return fail("bad line") }
+            let chain = f[1]
+            switch f[0] {
+            case "-A":
+                guard tables[table]![chain] != nil else { return fail("no chain \(chain)") }
+                tables[table]![chain]!.append("-A \(chain) \(f[2])")
+            case "-I":
+                guard tables[table]![chain] != nil else { return fail("no chain \(chain)") }
+                var spec = f.count > 2 ? f[2] : ""
+                if let sp = spec.firstIndex(of: " "), Int(spec[..<sp]) != nil { spec = String(spec[spec.index(after: sp)...]) }
+                tables[table]![chain]!.insert("-A \(chain) \(spec)", at: 0)
+            case "-D":
+                let want = "-A \(chain) \(f.count > 2 ? f[2] : "")"
+                guard let i = tables[table]![chain]?.firstIndex(of: want) else { return fail("rule not found in \(chain)") }
+                tables[table]![chain]!.remove(at: i)
+            case "-X":
+                guard tables[table]![chain]?.isEmpty == true else { return fail("cannot delete \(chain)") }
+                let referenced = tables[table]!.values.contains { $0.contains { $0.hasSuffix("-j \(chain)") } }
+                if referenced { return fail("chain \(chain) is referenced") }
+                tables[table]![chain] = nil
+            default:
+                return fail("unsupported \(f[0])")
+            }
+        }
+        iptables = tables
+        policies = pol
+        return CommandResult(status: 0)
+    }
+
+    // MARK: InterfaceProbe
+
+    public func isWireless(_ name: String) -> Bool { wireless.contains(name) }
+
+    // MARK: StateStore
+
+    public func folder(for network: NetworkName) -> String { "/run/kvmnet/netns-test/\(network)" }
+    public func load(_ network: NetworkName) throws -> NetworkRecord? { records[network] }
+    public func save(_ record: NetworkRecord) throws {
+        if let k = killAfterChange, changes >= k { return }
+        records[record.name] = record
+    }
+    public func remove(_ network: NetworkName) throws {
+        if let k = killAfterChange, changes >= k { return }
+        records[network] = nil
+    }
+    public func all() throws -> [NetworkRecord] { records.values.sorted { $0.name < $1.name } }
+    public func withLock<T>(_ body: () throws -> T) throws -> T { try body() }
+}
+
+extension FakeHost {
+    public func which(_ program: String) -> String? {
+        iptablesInstalled || !program.hasPrefix("iptables") ? "/usr/sbin/\(program)" : nil
+    }
+}

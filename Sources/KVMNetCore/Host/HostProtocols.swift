@@ -49,6 +49,8 @@ public protocol SysctlStore: AnyObject {
 public protocol CommandRunner: AnyObject {
     /// Runs `argv` to completion, feeding `stdin`. Throws `notFound` when the program is missing.
     func run(_ argv: [String], stdin: String?) throws -> CommandResult
+    /// The full path of `program` found in PATH, or nil. Runs nothing.
+    func which(_ program: String) -> String?
 }
 
 /// Facts about interfaces that netlink does not tell, read from sysfs.
@@ -87,6 +89,10 @@ public struct HostEnvironment {
     public var canAdministerNetwork: Bool
     /// Where notices and progress go (stderr in the real program).
     public var log: (String) -> Void
+    /// The signal (SIGINT, SIGTERM) received since the command started, if any.
+    public var pendingSignal: () -> Int32? = { nil }
+    /// Resolves a user name or numeric uid (for `--tap-owner`).
+    public var userID: (String) -> UInt32? = { UInt32($0) }
 
     public init(links: any LinkControl, sysctl: any SysctlStore, commands: any CommandRunner,
                 probe: any InterfaceProbe, state: any StateStore, namespace: NamespaceIdentity,

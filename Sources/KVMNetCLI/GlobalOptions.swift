@@ -1,0 +1,143 @@
+import KVMNetCore
+
+/// The options before the command: `kvmnet [--netns NAME] [--state-dir DIR] COMMAND ...`.
+public struct GlobalOptions: Equatable, Sendable {
+    public var netns: String?
+    public var stateDir: String?
+
+    public static let options = [
+        OptionSpec("--netns", value: "NAME", help: "Do all the work inside the network namespace /run/netns/NAME."),
+        OptionSpec("--state-dir", value: "DIR", help: "Where network records live (env KVMNET_STATE_DIR; default /run/kvmnet)."),
+    ]
+}
+
+/// A parsed command line, ready to run once the host is built.
+public struct Invocation: Sendable {
+    public enum Action: Sendable {
+        case help(String)
+        case version
+        case command(any KVMNetCommand)
+    }
+    public var global: GlobalOptions
+    public var action: Action
+
+    /// Whether the command changes or reads what only root may (exit 77 otherwise).
+    /// Checked by `main` before the namespace switch or any state-folder access.
+    public var needsPrivilege: Bool {
+        if global.netns != nil { return true }
+        if case .command(let c) = action { return c.needsPrivilege }
+        return false
+    }
+}
+
+/// One subcommand: parsed and validated from its words, then run against a host.
+public protocol KVMNetCommand: Sendable {
+    static var spec: CommandSpec { get }
+    init(_ args: ParsedArguments) throws
+    var needsPrivilege: Bool { get }
+    /// Runs the command. Returns the exit status (0, or 1 for `status` with drift).
+    func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32
+}
+
+/// A command's spec and how to build it from parsed words.
+public struct CommandEntry: Sendable {
+    public var spec: CommandSpec
+    public var make: @Sendable (ParsedArguments) throws -> any KVMNetCommand
+
+    public init<C: KVMNetCommand>(_ type: C.Type) {
+        spec = C.spec
+        make = { try C($0) }
+    }
+}
+
+public enum KVMNetCLI {
+    public static let version = "0.1.0"
+
+    public static let commands: [CommandEntry] = [
+        CommandEntry(UpCommand.self), CommandEntry(DownCommand.self), CommandEntry(StatusCommand.self),
+    ]
+
+    public static var rootHelp: String {
+        var s = """
+        OVERVIEW: kvmnet turns a Linux host into a KVM/QEMU host with one of four guest network
+        models (isolated, routed, nat, bridged), and takes it down again leaving the host as it found it.
+
+        USAGE: kvmnet [--netns NAME] [--state-dir DIR] COMMAND ...
+
+        OPTIONS:
+
+        """
+        for o in GlobalOptions.options { s += row(o.name + (o.value.map { " \($0)" } ?? ""), o.help) }
+        s += row("--version", "Show the version.")
+        s += row("-h, --help", "Show help information.")
+        s += "\nCOMMANDS:\n"
+        for c in commands { s += row(c.spec.name, c.spec.abstract) }
+        s += "\n  See 'kvmnet COMMAND --help' for detailed help.\n"
+        return s
+    }
+
+    /// Parses the whole command line (without argv[0]). Pure: touches nothing.
+    public static func parse(_ argv: [String], environment: [String: String] = [:]) throws -> Invocation {
+        var global = GlobalOptions(netns: nil, stateDir: environment["KVMNET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 })
+        var i = 0
+        while i < argv.count, argv[i].hasPrefix("-") {
+            let word = argv[i]
+            if word == "-h" || word == "--help" { return Invocation(global: global, action: .help(rootHelp)) }
+            if word == "--version" { return Invocation(global: global, action: .version) }
+            var name = word
+            var value: String? = nil
+            if let eq = word.firstIndex(of: "=") { name = String(word[..<eq]); value = String(word[word.index(after: eq)...]) }
+            guard GlobalOptions.options.contains(where: { $0.name == name }) else {
+                throw KVMNetError.usage("unknown option '\(name)'\nUsage: kvmnet [--netns NAME] [--state-dir DIR] COMMAND ...\n  See 'kvmnet --help'.")
+            }
+            if value == nil {
+                i += 1
+                guard i < argv.count else { throw KVMNetError.usage("option '\(name)' needs a value") }
+                value = argv[i]
+            }
+            if name == "--netns" {
+                let v = value!
+                if v.isEmpty || v.contains("/") || v == "." || v == ".." {
+                    throw KVMNetError.usage("invalid namespace name '\(v)': a name under /run/netns, without '/'")
+                }
+                global.netns = v
+            } else {
+                global.stateDir = value!
+            }
+            i += 1
+        }
+        guard i < argv.count else { return Invocation(global: global, action: .help(rootHelp)) }
+        let name = argv[i]
+        guard let entry = commands.first(where: { $0.spec.name == name }) else {
+            throw KVMNetError.usage("unknown command '\(name)': choose one of " + commands.map(\.spec.name).joined(separator: ", ")
+                         + "\n  See 'kvmnet --help'.")
+        }
+        let spec = entry.spec
+        let args: ParsedArguments = try spec.parse(Array(argv[(i + 1)...]))
+        if args.help { return Invocation(global: global, action: .help(spec.help)) }
+        let command = try entry.make(args)
+        return Invocation(global: global, action: .command(command))
+    }
+
+    /// Runs a parsed invocation and returns the process exit status. Errors are printed here.
+    public static func run(_ inv: Invocation, env: HostEnvironment, console: Console) -> Int32 {
+        switch inv.action {
+        case .help(let text): console.out(text); return 0
+        case .version: console.out("kvmnet \(version)\n"); return 0
+        case .command(let c):
+            do {
+                return try c.run(env, console, inv.global)
+            } catch let e as KVMNetError {
+                console.err("kvmnet: error: \(e.description)\n")
+                return e.exitCode
+            } catch let e as HostError {
+                console.err("kvmnet: error: \(e.description)\n")
+                if case .permission = e { return 77 }
+                return 1
+            } catch {
+                console.err("kvmnet: error: \(error)\n")
+                return 1
+            }
+        }
+    }
+}

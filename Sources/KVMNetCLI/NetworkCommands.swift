@@ -1,0 +1,214 @@
+import Foundation
+import KVMNetCore
+
+/// `kvmnet up MODEL ...`
+public struct UpCommand: KVMNetCommand {
+    public static let spec = CommandSpec(
+        name: "up",
+        abstract: "Bring a network up on this host (or repair it when it is up).",
+        arguments: [ArgumentSpec("MODEL", help: "isolated, routed, nat or bridged.")],
+        options: [
+            OptionSpec("--name", value: "NET", help: "Network name, [a-z0-9][a-z0-9-]{0,11} (default: default)."),
+            OptionSpec("--bridge", value: "IFNAME", help: "Bridge name (default: br-in for 'default', kb-NET otherwise)."),
+            OptionSpec("--subnet", value: "CIDR", help: "Guest subnet (isolated: 10.0.1.0/24; routed, nat: 192.168.1.0/24)."),
+            OptionSpec("--address", value: "IP", help: "Bridge address inside the subnet (default: 192.168.1.254, or the subnet's last host)."),
+            OptionSpec("--mtu", value: "N", help: "Bridge and tap MTU (default 1500; bridged: the uplink's)."),
+            OptionSpec("--uplink", value: "IFNAME", help: "bridged: the NIC to enslave (default: the one holding the IPv4 default route)."),
+            OptionSpec("--taps", value: "N", help: "Pre-create N persistent taps on the bridge (at most 1023 ports)."),
+            OptionSpec("--tap-owner", value: "USER", help: "Owner of the pre-created taps, a name or uid (default root)."),
+            OptionSpec("--firewall", value: "auto|iptables", help: "Firewall backend (default auto: iptables)."),
+            OptionSpec("--force", help: "bridged: accept an uplink whose address was leased by DHCP."),
+            OptionSpec("--dry-run", help: "Print the plan, change nothing (works without root)."),
+            OptionSpec("--json", help: "Print one JSON document on stdout."),
+        ],
+        discussion: """
+        EXAMPLES:
+          kvmnet up nat                       192.168.1.0/24 behind br-in 192.168.1.254, masqueraded
+          kvmnet up isolated --taps 2         br-in with vif1.0 and vif2.0, no host address
+          kvmnet up bridged --uplink eth0     eth0 enslaved to br-in; its addresses and routes move
+          kvmnet up routed --dry-run          show every change without making it
+        """)
+
+    public var request: UpRequest
+    public var tapOwner: String?
+    public var dryRun: Bool
+    public var json: Bool
+
+    public init(_ a: ParsedArguments) throws(KVMNetError) {
+        var r = UpRequest(model: try NetworkModel.parse(a.positionals[0]))
+        r.name = try a.network()
+        r.bridge = try a.interface("--bridge")
+        r.uplink = try a.interface("--uplink")
+        if let s = a.value("--subnet") {
+            guard let c = CIDRv4(s) else { throw .usage("invalid subnet '\(s)': expected an IPv4 prefix such as 192.168.1.0/24") }
+            r.subnet = c
+        }
+        if let s = a.value("--address") {
+            guard let ip = IPv4Address(s) else { throw .usage("invalid address '\(s)': expected an IPv4 address such as 192.168.1.254") }
+            r.address = ip
+        }
+        r.mtu = try a.int("--mtu", in: 68...65535).map(UInt32.init)
+        if let t = a.value("--taps") {
+            guard let n = Int(t), n >= 0 else { throw .usage("invalid value '\(t)' for --taps: expected a whole number") }
+            r.taps = n
+        }
+        tapOwner = a.value("--tap-owner")
+        if tapOwner != nil && (r.taps ?? 0) == 0 { throw .usage("--tap-owner needs --taps N") }
+        if let f = a.value("--firewall") {
+            switch f {
+            case "auto", "iptables": r.firewall = .iptables
+            default: throw .usage("invalid firewall backend '\(f)': choose auto or iptables")
+            }
+        }
+        r.force = a.has("--force")
+        dryRun = a.has("--dry-run")
+        json = a.has("--json")
+        request = r
+        try SpecResolver.validate(r)
+    }
+
+    public var needsPrivilege: Bool { !dryRun }
+
+    public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
+        var r = request
+        if let o = tapOwner {
+            guard let uid = env.userID(o) else { throw KVMNetError.usage("unknown user '\(o)' for --tap-owner") }
+            r.tapOwner = uid
+        }
+        if dryRun {
+            let outcome = try NetworkDriver(env: env).up(r, dryRun: true)
+            if json {
+                try console.json(PlanDocument(network: r.name.rawValue, model: r.model.rawValue,
+                                              steps: outcome.steps.map { .init(summary: $0.summary, command: $0.command) }))
+            } else {
+                console.out("# kvmnet up \(r.model) --name \(r.name): \(outcome.steps.count) steps (dry run: nothing changed)\n")
+                for (i, s) in outcome.steps.enumerated() { console.out("# \(i + 1). \(s.summary)\n\(s.command)\n") }
+            }
+            return 0
+        }
+        console.err("kvmnet: bringing up \(r.model) network \(r.name)\n")
+        let driver = NetworkDriver(env: env)
+        let outcome = try driver.up(r) { i, n, step in
+            if n > 40 && (i % 64 == 0 || i == n - 1) { console.err("kvmnet: [\(i + 1)/\(n)] \(step.summary)\n") }
+        }
+        let status = try driver.status(r.name)
+        if json {
+            try console.json(StatusDocument(networks: status.map(NetworkDocument.init), action: outcome.action.rawValue))
+        } else {
+            switch outcome.action {
+            case .created: console.out("network \(r.name) is up\n")
+            case .repaired: console.out("network \(r.name) was up; repaired \(outcome.changes.count) change(s): "
+                                        + outcome.changes.map(\.summary).joined(separator: ", ") + "\n")
+            case .unchanged, .planned: console.out("network \(r.name) is up; nothing to change\n")
+            }
+            for s in status { console.out(render(s)) }
+        }
+        return 0
+    }
+}
+
+/// `kvmnet down`
+public struct DownCommand: KVMNetCommand {
+    public static let spec = CommandSpec(
+        name: "down",
+        abstract: "Take a network down: remove what up created, restore what it changed.",
+        options: [
+            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            OptionSpec("--all", help: "Every network of this namespace."),
+            OptionSpec("--dry-run", help: "Print what would be undone, change nothing."),
+        ])
+
+    public var name: NetworkName
+    public var all: Bool
+    public var dryRun: Bool
+
+    public init(_ a: ParsedArguments) throws(KVMNetError) {
+        if a.has("--all") && a.value("--name") != nil { throw Self.spec.usageError("--name and --all exclude each other") }
+        name = try a.network()
+        all = a.has("--all")
+        dryRun = a.has("--dry-run")
+    }
+
+    public var needsPrivilege: Bool { true }
+
+    public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
+        let driver = NetworkDriver(env: env)
+        let names = all ? try env.state.all().map(\.name) : [name]
+        if all && names.isEmpty { console.out("no kvmnet network is up in \(env.namespace)\n") }
+        var failures: [String] = []
+        for n in names {
+            do {
+                let o = try driver.down(n, dryRun: dryRun)
+                if !o.wasUp { console.out("network \(n) is not up; nothing to do\n"); continue }
+                if dryRun {
+                    console.out("# kvmnet down --name \(n): \(o.undone.count) changes to undo (dry run: nothing changed)\n")
+                    for (i, e) in o.undone.enumerated() { console.out("# \(i + 1). undo: \(e.summary)\n") }
+                } else {
+                    console.out("network \(n) is down (\(o.undone.count) changes undone)\n")
+                }
+                for k in o.handedOver {
+                    console.err("kvmnet: \(k) left as it is: another kvmnet network still needs it\n")
+                }
+            } catch let e as KVMNetError where all {
+                failures.append(e.description)
+            }
+        }
+        if !failures.isEmpty { throw KVMNetError.failure(failures.joined(separator: "\n")) }
+        return 0
+    }
+}
+
+/// `kvmnet status`
+public struct StatusCommand: KVMNetCommand {
+    public static let spec = CommandSpec(
+        name: "status",
+        abstract: "Show each network and whether the kernel still matches its record (exit 1 on drift).",
+        options: [
+            OptionSpec("--name", value: "NET", help: "Only this network."),
+            OptionSpec("--json", help: "Print one JSON document on stdout."),
+        ])
+
+    public var name: NetworkName?
+    public var json: Bool
+
+    public init(_ a: ParsedArguments) throws(KVMNetError) {
+        name = a.value("--name") == nil ? nil : try a.network()
+        json = a.has("--json")
+    }
+
+    public var needsPrivilege: Bool { true }
+
+    public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
+        let status = try NetworkDriver(env: env).status(name)
+        if json {
+            try console.json(StatusDocument(networks: status.map(NetworkDocument.init), action: nil))
+        } else if status.isEmpty {
+            console.out(name.map { "network \($0) is not up\n" } ?? "no kvmnet network is up in \(env.namespace)\n")
+        } else {
+            for s in status { console.out(render(s)) }
+        }
+        return status.contains { !$0.drift.isEmpty } ? 1 : 0
+    }
+}
+
+func render(_ s: NetworkStatus) -> String {
+    let spec = s.record.spec
+    var out = "network \(spec.name): \(spec.model), \(s.record.namespace)\n"
+    func line(_ k: String, _ v: String) { out += "  " + k.padding(toLength: 10, withPad: " ", startingAt: 0) + v + "\n" }
+    line("bridge", "\(spec.bridge) mac \(spec.bridgeMAC) mtu \(spec.mtu)")
+    if let u = spec.uplink { line("uplink", u.rawValue) }
+    if let sub = spec.subnet { line("subnet", sub.description) }
+    line("addresses", s.addresses.isEmpty ? "none" : s.addresses.map { "\($0.address)/\($0.prefixLength)" }.joined(separator: " "))
+    line("ports", s.ports.isEmpty ? "none" : s.ports.joined(separator: " "))
+    let fw = s.record.journal.compactMap { e -> FirewallRecord? in if case .firewall(let f) = e { return f } else { return nil } }.first
+    line("firewall", fw.map { "\($0.backend): " + $0.chains.joined(separator: " ") } ?? "none")
+    let sysctls = s.record.journal.compactMap { e -> String? in
+        if case .changedSysctl(let k, let p, let v) = e { return "\(k)=\(v) (was \(p))" } else { return nil }
+    }
+    line("sysctls", sysctls.isEmpty ? "none changed" : sysctls.joined(separator: " "))
+    if s.drift.isEmpty { line("state", "ok: the kernel matches the record") } else {
+        line("state", "DRIFT")
+        for d in s.drift { out += "    - \(d)\n" }
+    }
+    return out
+}

@@ -1,0 +1,50 @@
+import Foundation
+
+/// iptables through subprocesses: one `iptables-save` to read, one `iptables-restore` to change.
+public struct Iptables {
+    let runner: any CommandRunner
+
+    public init(_ runner: any CommandRunner) { self.runner = runner }
+
+    /// Every table's chains and rules. Equals `iptables-save`.
+    public func save() throws -> IptablesState {
+        IptablesState(save: try run(["iptables-save"], stdin: nil))
+    }
+
+    /// Applies a transaction without touching anything it does not name.
+    /// Equals `iptables-restore -w --noflush`.
+    public func restore(_ text: String) throws {
+        guard !text.isEmpty else { return }
+        _ = try run(["iptables-restore", "-w", "--noflush"], stdin: text)
+    }
+
+    func run(_ argv: [String], stdin: String?) throws -> String {
+        let result: CommandResult
+        do {
+            result = try runner.run(argv, stdin: stdin)
+        } catch HostError.notFound {
+            throw KVMNetError.failure("\(argv[0]) is not installed: install the Debian package iptables (apt-get install iptables)")
+        }
+        guard result.status == 0 else {
+            throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: result))
+        }
+        return result.stdout
+    }
+}
+
+/// How a failed subprocess is reported: exit status, the escaped argv and the trimmed stderr.
+public enum CommandFailure {
+    public static func describe(argv: [String], result: CommandResult) -> String {
+        let err = result.stderr.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }
+            .filter { !$0.isEmpty }.suffix(5).joined(separator: "; ")
+        return "`\(shellEscape(argv))` exited with status \(result.status)" + (err.isEmpty ? "" : ": \(err)")
+    }
+
+    /// Quotes each argument for a POSIX shell when it needs it.
+    public static func shellEscape(_ argv: [String]) -> String {
+        argv.map { a in
+            let safe = a.unicodeScalars.allSatisfy { CharacterSet.alphanumerics.contains($0) || "-_./=:,@%+".unicodeScalars.contains($0) }
+            return safe && !a.isEmpty ? a : "'" + a.replacingOccurrences(of: "'", with: "'\\''") + "'"
+        }.joined(separator: " ")
+    }
+}

@@ -1,0 +1,221 @@
+import Foundation
+
+/// Applies planned steps to the host, journaling each change before making it, and undoes
+/// journaled changes in reverse.
+///
+/// Every step is an "ensure": it does nothing when the host already shows it, and treats
+/// `HostError.exists` as success only after checking that the object is the one wanted.
+public final class Executor {
+    let env: HostEnvironment
+    public private(set) var record: NetworkRecord
+    var host: HostObservation
+
+    public init(env: HostEnvironment, record: NetworkRecord, observation: HostObservation) {
+        self.env = env; self.record = record; self.host = observation
+    }
+
+    /// Applies `steps` in order. On any failure (or a pending SIGINT/SIGTERM) undoes what this
+    /// call did, in reverse, and rethrows the original error naming the step.
+    public func apply(_ steps: [HostStep], progress: (Int, HostStep) -> Void = { _, _ in }) throws {
+        let start = record.journal.count
+        for (i, step) in steps.enumerated() {
+            do {
+                if let sig = env.pendingSignal() {
+                    throw KVMNetError.interrupted(signal: sig, "interrupted by signal \(sig)")
+                }
+                progress(i, step)
+                try apply(step)
+            } catch {
+                let added = Array(record.journal[start...])
+                let problems = undo(added)
+                record.journal.removeSubrange(start...)
+                try? env.state.save(record)
+                var message: String
+                var interrupted: Int32? = nil
+                switch error {
+                case KVMNetError.interrupted(let s, _):
+                    interrupted = s
+                    message = "interrupted by signal \(s) before step \(i + 1) (\(step.summary))"
+                case let e as KVMNetError: message = "step \(i + 1) (\(step.summary)) failed: \(e.description)"
+                case let e as HostError: message = "step \(i + 1) (\(step.summary)) failed: \(e.description)"
+                default: message = "step \(i + 1) (\(step.summary)) failed: \(error)"
+                }
+                message += problems.isEmpty ? "; every change was undone"
+                    : "; undoing left problems: " + problems.joined(separator: "; ")
+                if let s = interrupted { throw KVMNetError.interrupted(signal: s, message) }
+                if case HostError.permission = error { throw KVMNetError.permission(message) }
+                throw KVMNetError.failure(message)
+            }
+        }
+    }
+
+    /// Adds `entry` to the record and saves it, before the change it describes is made.
+    func journal(_ entry: JournalEntry) throws {
+        if record.journal.contains(entry) { return }
+        record.journal.append(entry)
+        try env.state.save(record)
+    }
+
+    func apply(_ step: HostStep) throws {
+        let links = env.links
+        switch step {
+        case .createBridge(let name, let mac, let mtu):
+            if let l = host.link(name), l.isBridge, owns(name) { return }
+            try journal(.createdLink(name: name, kind: "bridge"))
+            try links.createBridge(name: name, mac: mac, mtu: mtu)
+            host.links.append(LinkInfo(index: -1, name: name, kind: "bridge", mtu: mtu, mac: mac))
+
+        case .createTap(let name, let owner):
+            if let l = host.link(name), l.isTap, owns(name) { return }
+            try journal(.createdLink(name: name, kind: "tun"))
+            try links.createTap(name: name, owner: owner)
+            host.links.append(LinkInfo(index: -1, name: name, kind: "tun", mtu: 1500))
+
+        case .setDeviceSysctl(let key, let value):
+            try env.sysctl.write(key, value)
+
+        case .setSysctl(let key, let value):
+            let current = try env.sysctl.read(key)
+            if current == value { return }
+            let previous = record.journal.compactMap { e -> String? in
+                if case .changedSysctl(key, let p, _) = e { return p } else { return nil }
+            }.first ?? current
+            try journal(.changedSysctl(key: key, previous: previous, value: value))
+            try env.sysctl.write(key, value)
+
+        case .addAddress(let a):
+            if host.addresses.contains(where: { sameAddress($0, a) }) { return }
+            try journal(.addedAddress(a))
+            do { try links.addAddress(a) } catch HostError.exists {
+                guard try links.addresses().contains(where: { sameAddress($0, a) }) else { throw HostError.exists("add address \(a): exists elsewhere") }
+            }
+
+        case .setUp(let name):
+            if host.link(name)?.isUp == true { return }
+            try links.setUp(name: name, true)
+
+        case .setMTU(let name, let mtu):
+            if host.link(name)?.mtu == mtu { return }
+            try links.setMTU(name: name, mtu)
+
+        case .enslave(let port, let bridge, let recorded):
+            if host.master(of: port) == bridge { return }
+            if recorded { try journal(.enslaved(port: port, bridge: bridge)) }
+            try links.setMaster(name: port, bridge: bridge)
+
+        case .removeRoute(let r):
+            try journal(.removedRoute(r))
+            do { try links.deleteRoute(r) } catch HostError.notFound {}
+
+        case .removeAddress(let a):
+            try journal(.removedAddress(a))
+            do { try links.deleteAddress(a) } catch HostError.notFound {}
+
+        case .addRoute(let r):
+            if host.routes.contains(where: { sameRoute($0, r) }) { return }
+            try journal(.addedRoute(r))
+            try ensureRoute(r)
+
+        case .installFirewall(let rules):
+            let ipt = Iptables(env.commands)
+            let present = try ipt.save()
+            let rec = rules.record(existingChains: present.chainNames)
+            if let i = record.journal.firstIndex(where: { if case .firewall = $0 { return true } else { return false } }) {
+                // Repair: the set of jumps may have grown (a DOCKER-USER chain appeared).
+                var merged = rec
+                if case .firewall(let old) = record.journal[i] {
+                    merged.jumps = Array(Set(old.jumps).union(rec.jumps)).sorted { "\($0.table)\($0.from)" < "\($1.table)\($1.from)" }
+                }
+                record.journal[i] = .firewall(merged)
+                try env.state.save(record)
+            } else {
+                try journal(.firewall(rec))
+            }
+            try ipt.restore(rules.installScript(present: present))
+        }
+    }
+
+    func owns(_ link: String) -> Bool {
+        record.journal.contains { if case .createdLink(link, _) = $0 { return true } else { return false } }
+    }
+
+    func ensureRoute(_ r: RouteInfo) throws {
+        do { try env.links.addRoute(r) } catch HostError.exists(let m) {
+            guard try env.links.routes().contains(where: { sameRoute($0, r) }) else {
+                throw HostError.exists("\(m); another route to \(r.destination) with metric \(r.metric) is in the way")
+            }
+        }
+    }
+
+    /// Undoes `entries` in reverse. Keeps going after a failure; returns what could not be undone.
+    /// - Parameter keep: sysctl keys another network still needs (left as they are).
+    public func undo(_ entries: [JournalEntry], keep: Set<String> = []) -> [String] {
+        var problems: [String] = []
+        let links = env.links
+        for entry in entries.reversed() {
+            do {
+                switch entry {
+                case .createdLink(let name, let kind):
+                    guard let l = try links.link(named: name) else { break }
+                    if l.kind != kind {
+                        problems.append("\(name) is now a \(l.kind ?? "network") interface, not the \(kind) kvmnet created: left alone")
+                        break
+                    }
+                    do { try links.deleteLink(name: name) } catch HostError.notFound {}
+                case .changedSysctl(let key, let previous, let value):
+                    if keep.contains(key) { break }
+                    let current = try env.sysctl.read(key)
+                    if current == value {
+                        try env.sysctl.write(key, previous)
+                    } else if current != previous {
+                        env.log("notice: \(key) is \(current) now (kvmnet set \(value)); someone changed it since, so it is left as it is")
+                    }
+                case .addedAddress(let a):
+                    do { try links.deleteAddress(a) } catch HostError.notFound {}
+                case .addedRoute(let r):
+                    do { try links.deleteRoute(r) } catch HostError.notFound {}
+                case .removedAddress(let a):
+                    do { try links.addAddress(a) } catch HostError.exists {}
+                case .removedRoute(let r):
+                    try ensureRoute(r)
+                case .enslaved(let port, let bridge):
+                    guard let l = try links.link(named: port), l.masterIndex != 0 else { break }
+                    if let m = try links.links().first(where: { $0.index == l.masterIndex }), m.name == bridge {
+                        try links.setMaster(name: port, bridge: nil)
+                    }
+                case .firewall(let rec):
+                    let ipt = Iptables(env.commands)
+                    try ipt.restore(iptablesRemovalScript(rec, present: try ipt.save()))
+                }
+            } catch {
+                problems.append("undo \(entry.summary): \(error)")
+            }
+        }
+        return problems
+    }
+}
+
+func sameAddress(_ a: InterfaceAddress, _ b: InterfaceAddress) -> Bool {
+    a.interface == b.interface && a.family == b.family && a.prefixLength == b.prefixLength
+        && a.address.lowercased() == b.address.lowercased()
+}
+
+func sameRoute(_ a: RouteInfo, _ b: RouteInfo) -> Bool {
+    a.family == b.family && a.destination == b.destination && a.interface == b.interface
+        && a.metric == b.metric && a.gateway == b.gateway
+}
+
+extension JournalEntry {
+    public var summary: String {
+        switch self {
+        case .createdLink(let n, let k): return "created \(k == "tun" ? "tap" : k) \(n)"
+        case .changedSysctl(let k, let p, let v): return "set \(k)=\(v) (was \(p))"
+        case .addedAddress(let a): return "added address \(a)"
+        case .addedRoute(let r): return "added route \(r)"
+        case .removedAddress(let a): return "moved address \(a)"
+        case .removedRoute(let r): return "moved route \(r)"
+        case .enslaved(let p, let b): return "attached \(p) to \(b)"
+        case .firewall(let f): return "firewall chains \(f.chains.joined(separator: ", "))"
+        }
+    }
+}

@@ -1,0 +1,206 @@
+import Foundation
+
+/// What `up` did or would do.
+public struct UpOutcome: Sendable {
+    public enum Action: String, Codable, Sendable { case created, repaired, unchanged, planned }
+    public var action: Action
+    public var spec: NetworkSpec
+    public var steps: [HostStep]
+    /// Journal entries this call added.
+    public var changes: [JournalEntry]
+}
+
+/// What `down` did or would do.
+public struct DownOutcome: Sendable {
+    public var network: NetworkName
+    public var wasUp: Bool
+    /// The changes undone (or, with --dry-run, to undo), in the order they are undone.
+    public var undone: [JournalEntry]
+    /// Sysctls left as they are because another kvmnet network still needs them.
+    public var handedOver: [String]
+}
+
+/// The operations behind `up`, `down` and `status`, against an injected host.
+///
+/// Every operation that changes the host holds the state folder's lock for its whole run.
+public final class NetworkDriver {
+    public let env: HostEnvironment
+
+    public init(env: HostEnvironment) { self.env = env }
+
+    func observe() throws -> HostObservation {
+        HostObservation(links: try env.links.links(), addresses: try env.links.addresses(), routes: try env.links.routes())
+    }
+
+    /// Refuses a record made in another network namespace.
+    func checkNamespace(_ record: NetworkRecord) throws(KVMNetError) {
+        if record.namespace.inode != env.namespace.inode {
+            throw .failure("network \(record.name) was brought up in \(record.namespace), but this is \(env.namespace); "
+                + "run the command in that namespace (--netns), or remove \(env.state.folder(for: record.name)) if it no longer exists")
+        }
+    }
+
+    /// Resolves, checks and plans `up` without changing anything.
+    public func plan(_ request: UpRequest) throws -> (NetworkSpec, [HostStep], NetworkRecord?, HostObservation) {
+        let record = try env.state.load(request.name)
+        if let r = record { try checkNamespace(r) }
+        let host = try observe()
+        let spec: NetworkSpec
+        if let r = record {
+            let diff = SpecResolver.conflicts(request, with: r.spec)
+            if !diff.isEmpty {
+                throw KVMNetError.failure("network \(request.name) is already up as \(r.spec.model) with other options: "
+                    + diff.joined(separator: ", ") + "; run `kvmnet down --name \(request.name)` first")
+            }
+            spec = r.spec
+        } else {
+            spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace)
+        }
+        let others = try env.state.all().filter { $0.name != spec.name }
+        try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless, force: request.force)
+        if env.commands.which("iptables-restore") == nil || env.commands.which("iptables-save") == nil {
+            throw KVMNetError.failure("iptables is not installed: install the Debian package iptables (apt-get install iptables)")
+        }
+        return (spec, Planner.plan(spec, on: host, record: record), record, host)
+    }
+
+    /// Brings the network up, or repairs it when it is up already.
+    /// On failure the host is as before this call and the error names the failed step.
+    public func up(_ request: UpRequest, dryRun: Bool = false,
+                   progress: (Int, Int, HostStep) -> Void = { _, _, _ in }) throws -> UpOutcome {
+        if dryRun {
+            let (spec, steps, _, _) = try plan(request)
+            return UpOutcome(action: .planned, spec: spec, steps: steps, changes: [])
+        }
+        return try env.state.withLock {
+            let (spec, steps, existing, host) = try plan(request)
+            var record = existing ?? NetworkRecord(spec: spec, namespace: env.namespace)
+            record.complete = false
+            try env.state.save(record)
+            let executor = Executor(env: env, record: record, observation: host)
+            let before = record.journal.count
+            do {
+                try executor.apply(steps) { i, step in progress(i, steps.count, step) }
+            } catch {
+                if existing == nil { try? env.state.remove(spec.name) }
+                else { var r = executor.record; r.complete = existing!.complete; try? env.state.save(r) }
+                throw error
+            }
+            record = executor.record
+            record.complete = true
+            try env.state.save(record)
+            let changes = Array(record.journal[before...])
+            let action: UpOutcome.Action = existing == nil ? .created : (changes.isEmpty ? .unchanged : .repaired)
+            return UpOutcome(action: action, spec: spec, steps: steps, changes: changes)
+        }
+    }
+
+    /// Removes exactly what `up` created and restores what it changed.
+    /// A network that is not up is not an error (`wasUp` false).
+    public func down(_ name: NetworkName, dryRun: Bool = false) throws -> DownOutcome {
+        try env.state.withLock {
+            guard var record = try env.state.load(name) else {
+                return DownOutcome(network: name, wasUp: false, undone: [], handedOver: [])
+            }
+            try checkNamespace(record)
+            var keep: Set<String> = []
+            var others = try env.state.all().filter { $0.name != name }
+            for entry in record.journal {
+                guard case .changedSysctl(let key, _, _) = entry, key == "net.ipv4.ip_forward" else { continue }
+                // Another kvmnet network still routes: it takes over the duty of restoring the value.
+                if let i = others.firstIndex(where: { $0.spec.model.needsForwarding }) {
+                    keep.insert(key)
+                    if !dryRun {
+                        others[i].journal.insert(entry, at: 0)
+                        try env.state.save(others[i])
+                    }
+                }
+            }
+            let undone = record.journal.reversed().filter {
+                if case .changedSysctl(let k, _, _) = $0 { return !keep.contains(k) } else { return true }
+            }
+            if dryRun { return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted()) }
+            record.journal.removeAll { if case .changedSysctl(let k, _, _) = $0 { return keep.contains(k) } else { return false } }
+            try env.state.save(record)
+            let executor = Executor(env: env, record: record, observation: HostObservation(links: [], addresses: [], routes: []))
+            let problems = executor.undo(record.journal)
+            if !problems.isEmpty {
+                throw KVMNetError.failure("down of \(name) left problems (the record is kept; run down again once fixed): "
+                    + problems.joined(separator: "; "))
+            }
+            try env.state.remove(name)
+            return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted())
+        }
+    }
+
+    /// The state of each recorded network and how the kernel differs from its record.
+    public func status(_ name: NetworkName? = nil) throws -> [NetworkStatus] {
+        var records = try env.state.all()
+        if let n = name { records = records.filter { $0.name == n } }
+        if records.isEmpty { return [] }
+        let host = try observe()
+        let ipt = try Iptables(env.commands).save()
+        return records.map { NetworkStatus(record: $0, host: host, iptables: ipt, sysctl: env.sysctl, namespace: env.namespace) }
+    }
+}
+
+/// One network as `status` reports it.
+public struct NetworkStatus: Sendable {
+    public var record: NetworkRecord
+    public var addresses: [InterfaceAddress]
+    public var ports: [String]
+    public var drift: [String]
+    public var forwarding: String?
+
+    init(record: NetworkRecord, host: HostObservation, iptables: IptablesState, sysctl: any SysctlStore, namespace: NamespaceIdentity) {
+        self.record = record
+        let spec = record.spec
+        let br = spec.bridge.rawValue
+        addresses = host.addresses.filter { $0.interface == br }
+        let bridge = host.link(br)
+        ports = bridge.map { b in host.links.filter { $0.masterIndex == b.index }.map(\.name).sorted() } ?? []
+        forwarding = try? sysctl.read("net.ipv4.ip_forward")
+        var drift: [String] = []
+        if record.namespace.inode != namespace.inode { drift.append("the record belongs to \(record.namespace)") }
+        if !record.complete { drift.append("`up` did not finish (interrupted or killed): run `kvmnet up` again or `kvmnet down`") }
+        for entry in record.journal {
+            switch entry {
+            case .createdLink(let name, let kind):
+                guard let l = host.link(name) else { drift.append("\(kind == "tun" ? "tap" : kind) \(name) is missing"); continue }
+                if l.kind != kind { drift.append("\(name) is a \(l.kind ?? "network") interface, not a \(kind)") }
+                if kind == "tun", host.master(of: name) != br { drift.append("tap \(name) is not attached to \(br)") }
+                if !l.isUp { drift.append("\(name) is down") }
+            case .addedAddress(let a):
+                if !host.addresses.contains(where: { sameAddress($0, a) }) { drift.append("address \(a) is missing") }
+            case .addedRoute(let r):
+                if !host.routes.contains(where: { sameRoute($0, r) }) { drift.append("route \(r) is missing") }
+            case .enslaved(let port, let b):
+                if host.master(of: port) != b { drift.append("\(port) is no longer a port of \(b)") }
+            case .changedSysctl(let key, _, let value):
+                if let v = try? sysctl.read(key), v != value { drift.append("\(key) is \(v), kvmnet set \(value): someone changed it") }
+            case .firewall(let fw):
+                for j in fw.jumps where !iptables.contains(j) {
+                    drift.append("the jump from \(j.table) \(j.from) to kvmnet's chain is missing")
+                }
+                let expected = IptablesRuleset(spec: spec).expectedLines()
+                for key in fw.chains {
+                    guard iptables.chainNames.contains(key) else { drift.append("iptables chain \(key) is missing"); continue }
+                    let want = (expected[key] ?? []).map(IptablesState.normalise)
+                    let have = iptables.rules[key] ?? []
+                    if want != have {
+                        let missing = want.filter { !have.contains($0) }.count
+                        let extra = have.filter { !want.contains($0) }.count
+                        drift.append("iptables chain \(key) differs: \(missing) rule(s) missing, \(extra) unexpected")
+                    }
+                }
+            case .removedAddress, .removedRoute:
+                break
+            }
+        }
+        if spec.model.needsForwarding, forwarding != "1",
+           !record.journal.contains(where: { if case .changedSysctl = $0 { return true } else { return false } }) {
+            drift.append("net.ipv4.ip_forward is \(forwarding ?? "unknown"): the \(spec.model) model needs 1")
+        }
+        self.drift = drift
+    }
+}

@@ -1,0 +1,154 @@
+/// What the host looked like when a command started: one dump of each kind.
+public struct HostObservation: Sendable {
+    public var links: [LinkInfo]
+    public var addresses: [InterfaceAddress]
+    public var routes: [RouteInfo]
+
+    public init(links: [LinkInfo], addresses: [InterfaceAddress], routes: [RouteInfo]) {
+        self.links = links; self.addresses = addresses; self.routes = routes
+    }
+
+    public func link(_ name: String) -> LinkInfo? { links.first { $0.name == name } }
+    public func link(index: Int32) -> LinkInfo? { links.first { $0.index == index } }
+    public func master(of name: String) -> String? {
+        guard let l = link(name), l.masterIndex != 0 else { return nil }
+        return link(index: l.masterIndex)?.name
+    }
+}
+
+/// Turns a resolved spec and an observation of the host into the ordered steps of `up`.
+///
+/// Pure. The plan is the same for a first `up` and a repairing one: the executor skips what
+/// is already in place.
+public enum Planner {
+    /// Checks that `up` may touch this host at all, before anything changes.
+    /// Throws `.failure` naming the interface and the reason (exit 1).
+    /// - Parameter record: the network's record when it is (partly) up already.
+    public static func check(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
+                             others: [NetworkRecord], isWireless: (String) -> Bool,
+                             force: Bool) throws(KVMNetError) {
+        let ours = Set(record?.journal.compactMap { e -> String? in
+            if case .createdLink(let n, _) = e { return n } else { return nil }
+        } ?? [])
+        for other in others where other.name != spec.name {
+            if other.spec.bridge == spec.bridge {
+                throw .failure("bridge \(spec.bridge) belongs to kvmnet network \(other.name); choose another --bridge")
+            }
+            if spec.model == .bridged, other.spec.uplink == spec.uplink {
+                throw .failure("uplink \(spec.uplink!) is already bridged by kvmnet network \(other.name)")
+            }
+        }
+        var wanted = [(spec.bridge.rawValue, "bridge")]
+        wanted += spec.tapNames.map { ($0.rawValue, "tun") }
+        for (name, kind) in wanted {
+            guard let l = host.link(name) else { continue }
+            if !ours.contains(name) {
+                throw .failure("a \(l.kind ?? "network") interface named \(name) already exists and was not created by kvmnet; "
+                    + "kvmnet never adopts or deletes it: choose another " + (kind == "bridge" ? "--bridge" : "network --name"))
+            }
+            if l.kind != kind {
+                throw .failure("\(name) was created by kvmnet as a \(kind) but is now a \(l.kind ?? "network") interface; run `kvmnet down` first")
+            }
+        }
+        if spec.model == .bridged, let uplink = spec.uplink?.rawValue {
+            guard let l = host.link(uplink) else { throw .failure("uplink \(uplink) does not exist") }
+            if l.isBridge { throw .failure("uplink \(uplink) is a bridge; name the NIC to enslave, not a bridge") }
+            if isWireless(uplink) {
+                throw .failure("uplink \(uplink) is a wireless station interface, which Linux cannot bridge (EOPNOTSUPP); use the routed or nat model")
+            }
+            if l.kind == "tun" || l.name == "lo" { throw .failure("uplink \(uplink) is not an Ethernet NIC") }
+            if let m = host.master(of: uplink), m != spec.bridge.rawValue {
+                throw .failure("uplink \(uplink) is already a port of \(m)")
+            }
+            if record == nil, !force,
+               let dyn = host.addresses.first(where: { $0.interface == uplink && $0.family == .inet && $0.isDynamic }) {
+                throw .failure("uplink \(uplink) has a dynamic (DHCP-leased) address \(dyn.address)/\(dyn.prefixLength): "
+                    + "once moved to \(spec.bridge) the DHCP client would not renew it; configure the bridge in your network manager, or pass --force")
+            }
+        }
+        if spec.model.hasHostAddress, let subnet = spec.subnet {
+            for a in host.addresses where a.interface != spec.bridge.rawValue {
+                if let c = a.ipv4, c.overlaps(subnet) {
+                    throw .failure("subnet \(subnet) overlaps address \(c) on \(a.interface); choose another --subnet")
+                }
+            }
+            for r in host.routes where r.interface != spec.bridge.rawValue && !r.isDefault {
+                if let d = r.ipv4Destination, d.overlaps(subnet) {
+                    throw .failure("subnet \(subnet) overlaps route \(r.destination) via \(r.interface); choose another --subnet")
+                }
+            }
+        }
+    }
+
+    /// The steps of `up`, in order.
+    public static func plan(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?) -> [HostStep] {
+        let br = spec.bridge.rawValue
+        var steps: [HostStep] = [.createBridge(name: br, mac: spec.bridgeMAC, mtu: spec.mtu)]
+        if spec.model != .bridged {
+            // No IPv6 on these bridges: without this the bridge takes a link-local address
+            // the moment it is up, and guests of an isolated network reach the host over it.
+            steps.append(.setDeviceSysctl(key: "net/ipv6/conf/\(br)/accept_ra", value: "0"))
+            steps.append(.setDeviceSysctl(key: "net/ipv6/conf/\(br)/disable_ipv6", value: "1"))
+        }
+        if let a = spec.hostAddress {
+            steps.append(.addAddress(InterfaceAddress(interface: br, family: .inet, address: a.address.description,
+                                                      prefixLength: a.prefixLength, broadcast: a.broadcast.description)))
+        }
+        steps.append(.setUp(br))
+        for tap in spec.tapNames.map(\.rawValue) {
+            steps.append(.createTap(name: tap, owner: spec.tapOwner))
+            steps.append(.setMTU(name: tap, mtu: spec.mtu))
+            steps.append(.enslave(port: tap, bridge: br, recorded: false))
+            steps.append(.setUp(tap))
+        }
+        // Rules first, forwarding after: no moment where the host forwards unfiltered.
+        steps.append(.installFirewall(IptablesRuleset(spec: spec)))
+        if spec.model == .bridged, let uplink = spec.uplink?.rawValue {
+            steps += bridgedMove(uplink: uplink, bridge: br, host: host, record: record)
+        }
+        if spec.model.needsForwarding {
+            steps.append(.setSysctl(key: "net.ipv4.ip_forward", value: "1"))
+        }
+        return steps
+    }
+
+    /// The uplink's addresses and routes move to the bridge as one run of steps:
+    /// 1. the addresses are added to the bridge, 2. the uplink becomes a port,
+    /// 3. its routes and 4. its addresses are taken off it, 5. the routes are added on the bridge.
+    /// Undone in reverse, the uplink gets its addresses back before its routes.
+    static func bridgedMove(uplink: String, bridge: String, host: HostObservation, record: NetworkRecord?) -> [HostStep] {
+        var addrs: [InterfaceAddress] = []
+        var routes: [RouteInfo] = []
+        let recorded = record?.journal ?? []
+        let recordedAddrs = recorded.compactMap { e -> InterfaceAddress? in
+            if case .removedAddress(let a) = e { return a } else { return nil }
+        }
+        let recordedRoutes = recorded.compactMap { e -> RouteInfo? in
+            if case .removedRoute(let r) = e { return r } else { return nil }
+        }
+        if !recordedAddrs.isEmpty || !recordedRoutes.isEmpty {
+            addrs = recordedAddrs
+            routes = recordedRoutes
+        } else {
+            addrs = host.addresses.filter { a in
+                a.interface == uplink && (a.family == .inet || (!a.isLinkLocal && !a.isDynamic && a.scope == 0))
+            }
+            // Prefix routes the kernel made for an address come back with the address on either
+            // side; deleting one by hand while its address stays would leave nothing to re-add
+            // it against (EEXIST from the bridge's twin). Unless addresses are `noprefixroute`,
+            // where the routes were added by whoever added the addresses.
+            let handMadePrefixes = addrs.contains { $0.flags & AddressFlags.noPrefixRoute != 0 }
+            routes = host.routes.filter { r in
+                r.interface == uplink && (r.proto != 2 || handMadePrefixes)
+                    && !(r.family == .inet6 && (r.destination.lowercased().hasPrefix("fe80:")
+                                                || r.destination.lowercased().hasPrefix("ff00:")))
+            }
+        }
+        var steps: [HostStep] = addrs.map { .addAddress($0.on(bridge)) }
+        steps.append(.enslave(port: uplink, bridge: bridge, recorded: true))
+        steps += routes.map { .removeRoute($0) }
+        steps += addrs.map { .removeAddress($0) }
+        steps += routes.map { .addRoute($0.on(bridge)) }
+        return steps
+    }
+}

@@ -1,0 +1,188 @@
+import Foundation
+
+/// The iptables rules of one network: data first, rendered to `iptables-restore` text.
+///
+/// Layout (as libvirt and Docker do, but in kvmnet's own chains only):
+/// - `filter` `KVMNET-FWD-<NET>`, jumped to from the top of `FORWARD` (and from `DOCKER-USER`
+///   when that chain exists): what may cross the bridge through the host.
+/// - `filter` `KVMNET-IN-<NET>`, jumped to from `INPUT` (isolated only): guests cannot reach the host.
+/// - `nat` `KVMNET-NAT-<NET>`, jumped to from `POSTROUTING` (nat only): masquerade the subnet.
+/// Every rule carries the comment `kvmnet:<NET>`. Rules are written in the canonical form
+/// `iptables-save` prints, so drift is found by comparing text.
+public struct IptablesRuleset: Equatable, Sendable {
+    public struct Chain: Equatable, Sendable {
+        public var table: String
+        public var name: String
+        /// Rule specifications after `-A <name> `.
+        public var rules: [String]
+        /// The built-in chain that jumps here, inserted at position 1.
+        public var hook: String
+    }
+
+    public var network: NetworkName
+    public var chains: [Chain]
+
+    public var comment: String { "kvmnet:\(network.rawValue)" }
+    var commentMatch: String { "-m comment --comment \"\(comment)\"" }
+
+    /// The rules each model needs. See the README's firewall section for the reasoning.
+    public init(spec: NetworkSpec) {
+        network = spec.name
+        let br = spec.bridge.rawValue
+        let c = "-m comment --comment \"kvmnet:\(spec.name.rawValue)\""
+        let suffix = spec.name.chainSuffix
+        let reject = "-j REJECT --reject-with icmp-port-unreachable"
+        var fwd: [String] = []
+        var chains: [Chain] = []
+        switch spec.model {
+        case .isolated:
+            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
+                   "-i \(br) \(c) \(reject)",
+                   "-o \(br) \(c) \(reject)"]
+        case .routed:
+            let net = spec.subnet!.subnet.description
+            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
+                   "-s \(net) -i \(br) \(c) -j ACCEPT",
+                   "-d \(net) -o \(br) \(c) -j ACCEPT",
+                   "-i \(br) \(c) \(reject)",
+                   "-o \(br) \(c) \(reject)"]
+        case .nat:
+            let net = spec.subnet!.subnet.description
+            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
+                   "-s \(net) -i \(br) \(c) -j ACCEPT",
+                   "-d \(net) -o \(br) -m conntrack --ctstate RELATED,ESTABLISHED \(c) -j ACCEPT",
+                   "-i \(br) \(c) \(reject)",
+                   "-o \(br) \(c) \(reject)"]
+        case .bridged:
+            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT"]
+        }
+        chains.append(Chain(table: "filter", name: "KVMNET-FWD-\(suffix)", rules: fwd, hook: "FORWARD"))
+        if spec.model == .isolated {
+            chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)",
+                                rules: ["-i \(br) \(c) \(reject)"], hook: "INPUT"))
+        }
+        if spec.model == .nat {
+            let net = spec.subnet!.subnet.description
+            chains.append(Chain(table: "nat", name: "KVMNET-NAT-\(suffix)", rules: [
+                "-s \(net) -d 224.0.0.0/24 \(c) -j RETURN",
+                "-s \(net) -d 255.255.255.255/32 \(c) -j RETURN",
+                "-s \(net) ! -d \(net) \(c) -j MASQUERADE",
+            ], hook: "POSTROUTING"))
+        }
+        self.chains = chains
+    }
+
+    /// The jump rule (after `-A <hook> `) that leads from a built-in chain to `chain`.
+    public func jumpRule(to chain: Chain) -> String { "\(commentMatch) -j \(chain.name)" }
+
+    /// The jumps this ruleset wants, given which user chains exist (`DOCKER-USER` gets one too).
+    public func jumps(existingChains: Set<String>) -> [FirewallJump] {
+        var out: [FirewallJump] = []
+        for ch in chains {
+            out.append(FirewallJump(table: ch.table, from: ch.hook, rule: jumpRule(to: ch)))
+            if ch.hook == "FORWARD" && existingChains.contains("filter:DOCKER-USER") {
+                out.append(FirewallJump(table: ch.table, from: "DOCKER-USER", rule: jumpRule(to: ch)))
+            }
+        }
+        return out
+    }
+
+    /// The record of what installing this ruleset creates.
+    public func record(existingChains: Set<String>) -> FirewallRecord {
+        FirewallRecord(backend: .iptables, chains: chains.map { "\($0.table):\($0.name)" },
+                       jumps: jumps(existingChains: existingChains))
+    }
+
+    /// `iptables-restore --noflush` text that (re)creates the chains and adds the missing jumps.
+    /// Declaring an existing user chain in `--noflush` mode empties it, so applying twice
+    /// leaves one copy of every rule.
+    public func installScript(present: IptablesState) -> String {
+        var byTable: [String: [String]] = [:]
+        var order: [String] = []
+        func add(_ table: String, _ line: String) {
+            if byTable[table] == nil { order.append(table); byTable[table] = [] }
+            byTable[table]!.append(line)
+        }
+        for ch in chains {
+            add(ch.table, ":\(ch.name) - [0:0]")
+            for r in ch.rules { add(ch.table, "-A \(ch.name) \(r)") }
+        }
+        for j in jumps(existingChains: present.chainNames) where !present.contains(j) {
+            add(j.table, "-I \(j.from) 1 \(j.rule)")
+        }
+        return order.map { t in "*\(t)\n" + byTable[t]!.joined(separator: "\n") + "\nCOMMIT\n" }.joined()
+    }
+
+    /// The rules as `iptables-save` would print them, for golden files and drift checks.
+    public func expectedLines() -> [String: [String]] {
+        var out: [String: [String]] = [:]
+        for ch in chains { out["\(ch.table):\(ch.name)"] = ch.rules.map { "-A \(ch.name) \($0)" } }
+        return out
+    }
+}
+
+/// `iptables-restore --noflush` text that removes exactly the recorded objects still present.
+public func iptablesRemovalScript(_ record: FirewallRecord, present: IptablesState) -> String {
+    var byTable: [String: [String]] = [:]
+    var order: [String] = []
+    func add(_ table: String, _ line: String) {
+        if byTable[table] == nil { order.append(table); byTable[table] = [] }
+        byTable[table]!.append(line)
+    }
+    for j in record.jumps where present.contains(j) {
+        for _ in 0..<present.count(j) { add(j.table, "-D \(j.from) \(j.rule)") }
+    }
+    for key in record.chains where present.chainNames.contains(key) {
+        let parts = key.split(separator: ":", maxSplits: 1).map(String.init)
+        // Any other rule still jumping to the chain would make -X fail: those are reported as drift.
+        add(parts[0], ":\(parts[1]) - [0:0]")
+        add(parts[0], "-X \(parts[1])")
+    }
+    return order.map { t in "*\(t)\n" + byTable[t]!.joined(separator: "\n") + "\nCOMMIT\n" }.joined()
+}
+
+/// What `iptables-save` shows: per table, the chains and their rules.
+public struct IptablesState: Equatable, Sendable {
+    /// "table:chain" → rule lines as printed ("-A CHAIN ...").
+    public var rules: [String: [String]] = [:]
+    /// "table:chain" for every chain, built-in or not.
+    public var chainNames: Set<String> = []
+    /// "table:chain" → policy, for built-in chains.
+    public var policies: [String: String] = [:]
+
+    public init() {}
+
+    /// Parses `iptables-save` output.
+    public init(save text: String) {
+        var table = ""
+        for raw in text.split(separator: "\n") {
+            let line = String(raw)
+            if line.hasPrefix("*") { table = String(line.dropFirst()); continue }
+            if line.hasPrefix(":") {
+                let f = line.dropFirst().split(separator: " ")
+                guard let name = f.first else { continue }
+                let key = "\(table):\(name)"
+                chainNames.insert(key)
+                if f.count > 1, f[1] != "-" { policies[key] = String(f[1]) }
+                continue
+            }
+            if line.hasPrefix("-A ") {
+                let f = line.split(separator: " ", maxSplits: 2)
+                guard f.count >= 2 else { continue }
+                rules["\(table):\(f[1])", default: []].append(Self.normalise(line))
+            }
+        }
+    }
+
+    /// iptables-save quotes comments only when needed; compare without the quotes.
+    public static func normalise(_ line: String) -> String {
+        line.replacingOccurrences(of: "\"", with: "")
+    }
+
+    public func count(_ jump: FirewallJump) -> Int {
+        let want = Self.normalise("-A \(jump.from) \(jump.rule)")
+        return rules["\(jump.table):\(jump.from)"]?.filter { $0 == want }.count ?? 0
+    }
+
+    public func contains(_ jump: FirewallJump) -> Bool { count(jump) > 0 }
+}

@@ -1,0 +1,107 @@
+import Foundation
+import Glibc
+import KVMNetCore
+
+/// Network records as JSON files: `<state-dir>/<NET>/record.json` for the root namespace,
+/// `<state-dir>/netns-<NAME>/<NET>/` for a named namespace and `<state-dir>/ns-<inode>/<NET>/`
+/// for an unnamed one, so networks of different namespaces never share a folder.
+/// One lock file per namespace folder serializes kvmnet processes (flock).
+public final class FileStateStore: StateStore {
+    public let base: String
+    public let namespaceDir: String
+
+    public init(stateDir: String, namespace: NamespaceIdentity) {
+        base = stateDir
+        if namespace.isRoot { namespaceDir = stateDir }
+        else if let n = namespace.name { namespaceDir = "\(stateDir)/netns-\(n)" }
+        else { namespaceDir = "\(stateDir)/ns-\(namespace.inode)" }
+    }
+
+    public func folder(for network: NetworkName) -> String { "\(namespaceDir)/\(network)" }
+
+    func recordPath(_ network: NetworkName) -> String { folder(for: network) + "/record.json" }
+
+    public func load(_ network: NetworkName) throws -> NetworkRecord? {
+        let path = recordPath(network)
+        guard let data = FileManager.default.contents(atPath: path) else {
+            if access(path, F_OK) == 0 { throw HostError.permission("read \(path): permission denied") }
+            return nil
+        }
+        do {
+            let record = try JSONDecoder().decode(NetworkRecord.self, from: data)
+            guard record.schemaVersion <= NetworkRecord.currentSchemaVersion else {
+                throw KVMNetError.failure("\(path) was written by a newer kvmnet (schema \(record.schemaVersion))")
+            }
+            return record
+        } catch let e as KVMNetError { throw e } catch {
+            throw KVMNetError.failure("cannot read the record \(path): \(error)")
+        }
+    }
+
+    public func save(_ record: NetworkRecord) throws {
+        let dir = folder(for: record.name)
+        try makeDirectory(dir)
+        let e = JSONEncoder()
+        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        let data = try e.encode(record)
+        let path = recordPath(record.name)
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
+        guard fd >= 0 else { throw posixError("write \(tmp)") }
+        let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
+        fsync(fd); close(fd)
+        guard ok, rename(tmp, path) == 0 else { throw posixError("write \(path)") }
+    }
+
+    public func remove(_ network: NetworkName) throws {
+        let dir = folder(for: network)
+        guard FileManager.default.fileExists(atPath: dir) else { return }
+        try FileManager.default.removeItem(atPath: dir)
+        if namespaceDir != base {
+            // The namespace folder goes when its last network does (the lock file aside).
+            let left = (try? FileManager.default.contentsOfDirectory(atPath: namespaceDir)) ?? []
+            if left.allSatisfy({ $0 == ".lock" }) { try? FileManager.default.removeItem(atPath: namespaceDir) }
+        }
+    }
+
+    public func all() throws -> [NetworkRecord] {
+        guard let names = try? FileManager.default.contentsOfDirectory(atPath: namespaceDir) else { return [] }
+        return try names.sorted().compactMap { n in
+            guard let net = try? NetworkName(n), access(recordPath(net), F_OK) == 0 else { return nil }
+            return try load(net)
+        }
+    }
+
+    public func withLock<T>(_ body: () throws -> T) throws -> T {
+        try makeDirectory(namespaceDir)
+        let path = namespaceDir + "/.lock"
+        let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
+        guard fd >= 0 else { throw posixError("open \(path)") }
+        defer { close(fd) }
+        while flock(fd, LOCK_EX) != 0 {
+            if errno != EINTR { throw posixError("lock \(path)") }
+        }
+        defer { flock(fd, LOCK_UN) }
+        return try body()
+    }
+
+    func makeDirectory(_ path: String) throws {
+        do {
+            try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
+                                                    attributes: [.posixPermissions: 0o755])
+        } catch {
+            throw HostError.permission("create \(path): \(error.localizedDescription)")
+        }
+    }
+}
+
+func posixError(_ what: String) -> HostError {
+    let e = errno
+    let text = "\(what): \(String(cString: strerror(e)))"
+    switch e {
+    case EPERM, EACCES: return .permission(text)
+    case ENOENT: return .notFound(text)
+    case EEXIST: return .exists(text)
+    default: return .other(text)
+    }
+}

@@ -1,0 +1,271 @@
+import Testing
+import KVMNetTestSupport
+@testable import KVMNetCore
+
+/// `up` and `down` against the fake kernel: idempotency, rollback at every step, restoring.
+@Suite struct DriverTests {
+    static func request(_ model: NetworkModel, taps: Int = 2) -> UpRequest {
+        var r = UpRequest(model: model)
+        r.taps = taps
+        if model == .bridged { r.uplink = try! InterfaceName("eth0") }
+        return r
+    }
+
+    @Test(arguments: NetworkModel.allCases)
+    func upTwiceThenDownLeavesTheHostAsFound(_ model: NetworkModel) throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        let driver = NetworkDriver(env: host.environment)
+        let first = try driver.up(Self.request(model))
+        #expect(first.action == .created)
+        let up = host.snapshot()
+        #expect(up != before)
+        let second = try driver.up(Self.request(model))
+        #expect(second.action == .unchanged)
+        #expect(host.snapshot() == up, "a second up changed the host")
+        #expect(try driver.status().allSatisfy { $0.drift.isEmpty })
+        let down = try driver.down(.default)
+        #expect(down.wasUp)
+        #expect(host.snapshot() == before, "down did not restore the host:\n\(host.snapshot())\n---\n\(before)")
+        #expect(host.records.isEmpty)
+        let again = try driver.down(.default)
+        #expect(!again.wasUp)
+    }
+
+    @Test(arguments: NetworkModel.allCases)
+    func kernelStateAfterUp(_ model: NetworkModel) throws {
+        let host = FakeHost.sandbox()
+        _ = try NetworkDriver(env: host.environment).up(Self.request(model))
+        let br = try #require(host.linkTable.first { $0.name == "br-in" })
+        #expect(br.isBridge && br.isUp)
+        for tap in ["vif1.0", "vif2.0"] {
+            let t = try #require(host.linkTable.first { $0.name == tap })
+            #expect(t.masterIndex == br.index && t.isUp && t.mtu == br.mtu)
+        }
+        let brAddrs = host.addressTable.filter { $0.interface == "br-in" }.map(\.description)
+        switch model {
+        case .isolated:
+            #expect(brAddrs.isEmpty)
+            #expect(host.sysctls["net/ipv6/conf/br-in/disable_ipv6"] == "1")
+            #expect(host.sysctls["net/ipv4/ip_forward"] == "0")
+        case .routed, .nat:
+            #expect(brAddrs == ["192.168.1.254/24 dev br-in"])
+            #expect(host.sysctls["net/ipv6/conf/br-in/disable_ipv6"] == "1")
+            #expect(host.sysctls["net/ipv4/ip_forward"] == "1")
+        case .bridged:
+            #expect(brAddrs == ["10.241.96.176/24 dev br-in"])
+            #expect(host.addressTable.filter { $0.interface == "eth0" }.isEmpty)
+            #expect(host.routeTable.contains { $0.isDefault && $0.interface == "br-in" && $0.gateway == "10.241.96.1" })
+            #expect(br.mac == host.linkTable.first { $0.name == "eth0" }?.mac)
+            #expect(host.linkTable.first { $0.name == "eth0" }?.masterIndex == br.index)
+            #expect(host.sysctls["net/ipv4/ip_forward"] == "0")
+        }
+        let nat = host.iptables["nat"]?["KVMNET-NAT-DEFAULT"]
+        #expect((nat != nil) == (model == .nat))
+        #expect(host.iptables["filter"]?["FORWARD"]?.first == "-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT")
+    }
+
+    /// Counts the changes a successful `up` makes, then fails each one in turn.
+    @Test(arguments: NetworkModel.allCases)
+    func aFailureAtEveryStepLeavesTheHostUnchanged(_ model: NetworkModel) throws {
+        let probe = FakeHost.sandbox()
+        _ = try NetworkDriver(env: probe.environment).up(Self.request(model))
+        let total = probe.changes
+        #expect(total > 5)
+        for k in 1...total {
+            let host = FakeHost.sandbox()
+            let before = host.snapshot()
+            host.failOnChange = k
+            #expect(throws: KVMNetError.self) { try NetworkDriver(env: host.environment).up(Self.request(model)) }
+            host.failOnChange = nil
+            #expect(host.snapshot() == before, "failure at change \(k) of \(total) left:\n\(host.snapshot())")
+            #expect(host.records.isEmpty, "failure at change \(k) left a record")
+        }
+    }
+
+    /// SIGKILL in the middle of `up`: the journal written ahead lets `down` remove everything.
+    @Test(arguments: NetworkModel.allCases)
+    func downAfterAKilledUpCleansUp(_ model: NetworkModel) throws {
+        let probe = FakeHost.sandbox()
+        _ = try NetworkDriver(env: probe.environment).up(Self.request(model))
+        for k in 1..<probe.changes {
+            let host = FakeHost.sandbox()
+            let before = host.snapshot()
+            host.killAfterChange = k
+            _ = try? NetworkDriver(env: host.environment).up(Self.request(model))
+            host.killAfterChange = nil
+            let status = try NetworkDriver(env: host.environment).status()
+            #expect(status.first?.drift.isEmpty == false, "a half-done up shows no drift")
+            _ = try NetworkDriver(env: host.environment).down(.default)
+            #expect(host.snapshot() == before, "down after a kill at change \(k) left:\n\(host.snapshot())")
+        }
+    }
+
+    @Test func ipForwardIsRestoredOnlyByTheLastNetworkThatNeedsIt() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        var a = UpRequest(model: .nat)
+        a.name = try NetworkName("a")
+        var b = UpRequest(model: .routed)
+        b.name = try NetworkName("b")
+        b.subnet = CIDRv4("192.168.7.0/24")
+        _ = try driver.up(a)
+        _ = try driver.up(b)
+        #expect(host.sysctls["net/ipv4/ip_forward"] == "1")
+        _ = try driver.down(a.name)
+        #expect(host.sysctls["net/ipv4/ip_forward"] == "1", "b still routes")
+        _ = try driver.down(b.name)
+        #expect(host.sysctls["net/ipv4/ip_forward"] == "0")
+    }
+
+    @Test func ipForwardAlreadyOnIsLeftOn() throws {
+        let host = FakeHost.sandbox()
+        host.sysctls["net/ipv4/ip_forward"] = "1"
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(UpRequest(model: .nat))
+        _ = try driver.down(.default)
+        #expect(host.sysctls["net/ipv4/ip_forward"] == "1")
+    }
+
+    @Test func ipForwardChangedMeanwhileIsLeftAlone() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(UpRequest(model: .routed))
+        host.sysctls["net/ipv4/ip_forward"] = "0"
+        let drift = try driver.status().first?.drift ?? []
+        #expect(drift.contains { $0.contains("net.ipv4.ip_forward is 0") })
+        host.sysctls["net/ipv4/ip_forward"] = "2"
+        _ = try driver.down(.default)
+        #expect(host.sysctls["net/ipv4/ip_forward"] == "2")
+        #expect(host.log.contains { $0.contains("someone changed it") })
+    }
+
+    @Test func upAgainRepairsDrift() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(Self.request(.nat))
+        let good = host.snapshot()
+        host.iptables["filter"]!["KVMNET-FWD-DEFAULT"]!.removeLast()
+        host.iptables["filter"]!["FORWARD"]!.removeAll()
+        let tap = host.linkTable.firstIndex { $0.name == "vif2.0" }!
+        host.linkTable[tap].masterIndex = 0
+        host.sysctls["net/ipv4/ip_forward"] = "0"
+        let drift = try driver.status().first!.drift
+        #expect(drift.count == 4, "\(drift)")
+        let repaired = try driver.up(Self.request(.nat))
+        #expect(repaired.action == .unchanged || repaired.action == .repaired)
+        #expect(host.snapshot() == good)
+        #expect(try driver.status().first!.drift.isEmpty)
+    }
+
+    @Test func upAgainWithOtherOptionsIsRefused() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(UpRequest(model: .nat))
+        do { _ = try driver.up(UpRequest(model: .routed)); Issue.record("accepted") } catch let e as KVMNetError {
+            #expect(e.exitCode == 1)
+            #expect(e.description.contains("already up as nat"))
+            #expect(e.description.contains("kvmnet down"))
+        }
+    }
+
+    @Test func aForeignBridgeIsNeverAdopted() throws {
+        let host = FakeHost.sandbox()
+        host.addLink("br-in", kind: "bridge")
+        let before = host.snapshot()
+        do { _ = try NetworkDriver(env: host.environment).up(UpRequest(model: .isolated)); Issue.record("adopted") } catch let e as KVMNetError {
+            #expect(e.exitCode == 1)
+            #expect(e.description.contains("br-in already exists and was not created by kvmnet"))
+        }
+        _ = try NetworkDriver(env: host.environment).down(.default)
+        #expect(host.snapshot() == before)
+    }
+
+    @Test func overlappingSubnetIsRefusedNamingTheInterface() throws {
+        let host = FakeHost.sandbox()
+        var r = UpRequest(model: .nat)
+        r.subnet = CIDRv4("10.241.96.0/25")
+        do { _ = try NetworkDriver(env: host.environment).up(r); Issue.record("accepted") } catch let e as KVMNetError {
+            #expect(e.description.contains("eth0"))
+            #expect(e.description.contains("10.241.96.0/25"))
+        }
+    }
+
+    @Test func bridgedUplinkChecks() throws {
+        var r = UpRequest(model: .bridged)
+        r.uplink = try InterfaceName("eth0")
+        let wifi = FakeHost.sandbox()
+        wifi.wireless = ["eth0"]
+        #expect { try NetworkDriver(env: wifi.environment).up(r) } throws: { ($0 as? KVMNetError)?.description.contains("wireless") == true }
+
+        let dhcp = FakeHost.sandbox()
+        dhcp.addressTable[0].flags = 0
+        #expect { try NetworkDriver(env: dhcp.environment).up(r) } throws: { ($0 as? KVMNetError)?.description.contains("DHCP") == true }
+        r.force = true
+        _ = try NetworkDriver(env: dhcp.environment).up(r)
+
+        let missing = FakeHost.sandbox()
+        r.uplink = try InterfaceName("eth9")
+        #expect { try NetworkDriver(env: missing.environment).up(r) } throws: { ($0 as? KVMNetError)?.description == "uplink eth9 does not exist" }
+
+        let bridge = FakeHost.sandbox()
+        bridge.addLink("br0", kind: "bridge")
+        r.uplink = try InterfaceName("br0")
+        #expect { try NetworkDriver(env: bridge.environment).up(r) } throws: { ($0 as? KVMNetError)?.description.contains("is a bridge") == true }
+    }
+
+    @Test func bridgedDefaultsToTheDefaultRouteInterface() throws {
+        let host = FakeHost.sandbox()
+        let out = try NetworkDriver(env: host.environment).up(UpRequest(model: .bridged))
+        #expect(out.spec.uplink?.rawValue == "eth0")
+        #expect(out.spec.mtu == 1500)
+    }
+
+    @Test func missingIptablesNamesThePackage() throws {
+        let host = FakeHost.sandbox()
+        host.iptablesInstalled = false
+        let before = host.snapshot()
+        #expect { try NetworkDriver(env: host.environment).up(UpRequest(model: .nat)) } throws: {
+            ($0 as? KVMNetError)?.description.contains("apt-get install iptables") == true
+        }
+        #expect(host.snapshot() == before)
+    }
+
+    @Test func dockerUserGetsOneRecordedJumpAndKeepsItsPolicy() throws {
+        let host = FakeHost.sandbox()
+        host.foreign(table: "filter", chain: "FORWARD", policy: "DROP", rules: ["-j DOCKER-USER"])
+        host.foreign(table: "filter", chain: "DOCKER-USER", rules: ["-j RETURN"])
+        host.foreign(table: "nat", chain: "POSTROUTING", rules: ["-s 172.17.0.0/16 ! -o docker0 -j MASQUERADE"])
+        let before = host.snapshot()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(UpRequest(model: .nat))
+        #expect(host.iptables["filter"]!["DOCKER-USER"]!.first == "-A DOCKER-USER -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT")
+        _ = try driver.up(UpRequest(model: .nat))
+        #expect(host.iptables["filter"]!["DOCKER-USER"]!.count == 2)
+        _ = try driver.down(.default)
+        #expect(host.snapshot() == before)
+        #expect(host.policies["filter"]!["FORWARD"] == "DROP")
+    }
+
+    @Test func recordNamesItsNamespaceAndOthersAreRefused() throws {
+        let host = FakeHost.sandbox()
+        _ = try NetworkDriver(env: host.environment).up(UpRequest(model: .isolated))
+        var other = host.environment
+        other.namespace = NamespaceIdentity(name: "elsewhere", inode: 42, isRoot: false)
+        #expect { try NetworkDriver(env: other).down(.default) } throws: {
+            ($0 as? KVMNetError)?.description.contains("namespace test") == true
+        }
+    }
+
+    @Test func signalDuringUpRollsBack() throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        var env = host.environment
+        nonisolated(unsafe) var calls = 0
+        env.pendingSignal = { calls += 1; return calls > 4 ? 15 : nil }
+        do { _ = try NetworkDriver(env: env).up(Self.request(.nat)); Issue.record("not interrupted") } catch let e as KVMNetError {
+            #expect(e.exitCode == 143)
+        }
+        #expect(host.snapshot() == before)
+    }
+}
