@@ -1,2 +1,60 @@
+import Foundation
+import Glibc
 import KVMNetCLI
+import KVMNetCore
 import KVMNetLinux
+import Synchronization
+
+/// The SIGINT/SIGTERM received so far; `up` checks it between steps and rolls back.
+let pendingSignal = Atomic<Int32>(0)
+
+func write(_ text: String, to stream: UnsafeMutablePointer<FILE>) {
+    fputs(text, stream)
+    fflush(stream)
+}
+
+let console = Console(out: { write($0, to: stdout) }, err: { write($0, to: stderr) })
+
+func fail(_ e: KVMNetError) -> Never {
+    console.err("kvmnet: error: \(e.description)\n")
+    exit(e.exitCode)
+}
+
+// 1. Parse everything first: usage errors (64) and --help need neither root nor the host.
+let invocation: Invocation
+do {
+    invocation = try KVMNetCLI.parse(Array(CommandLine.arguments.dropFirst()),
+                                     environment: ProcessInfo.processInfo.environment)
+} catch let e as KVMNetError {
+    fail(e)
+} catch {
+    fail(.failure("\(error)"))
+}
+
+// 2. Privilege before any namespace switch or state-folder access (77).
+if case .command = invocation.action, invocation.needsPrivilege, !Capabilities.canAdministerNetwork() {
+    fail(.permission("this command needs root (CAP_NET_ADMIN): run it with sudo"))
+}
+
+// 3. The whole process moves into the namespace before any thread exists, so netlink,
+//    /proc/sys, /proc/net, /sys and every child see the same one.
+if let ns = invocation.global.netns {
+    do { try NetworkNamespace.enter(named: ns) } catch { fail(error) }
+}
+
+// 4. Ctrl-C and SIGTERM during `up` roll back and exit 130/143.
+signal(SIGINT) { pendingSignal.store($0, ordering: .relaxed) }
+signal(SIGTERM) { pendingSignal.store($0, ordering: .relaxed) }
+
+let env: HostEnvironment
+do {
+    env = try LiveHost.make(stateDir: invocation.global.stateDir ?? "/run/kvmnet",
+                            log: { console.err("kvmnet: \($0)\n") },
+                            pendingSignal: { let s = pendingSignal.load(ordering: .relaxed); return s == 0 ? nil : s })
+} catch let e as HostError {
+    if case .permission = e { fail(.permission(e.description)) }
+    fail(.failure(e.description))
+} catch {
+    fail(.failure("\(error)"))
+}
+exit(KVMNetCLI.run(invocation, env: env, console: console))

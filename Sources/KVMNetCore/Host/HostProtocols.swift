@@ -93,6 +93,10 @@ public struct HostEnvironment {
     public var pendingSignal: () -> Int32? = { nil }
     /// Resolves a user name or numeric uid (for `--tap-owner`).
     public var userID: (String) -> UInt32? = { UInt32($0) }
+    /// QEMU guests; nil where guests cannot run.
+    public var guests: (any GuestControl)? = nil
+    /// The state folder given on the command line, pinned into generated hooks.
+    public var stateDir: String = "/run/kvmnet"
 
     public init(links: any LinkControl, sysctl: any SysctlStore, commands: any CommandRunner,
                 probe: any InterfaceProbe, state: any StateStore, namespace: NamespaceIdentity,

@@ -32,7 +32,12 @@ public final class Executor {
                 try? env.state.save(record)
                 var message: String
                 var interrupted: Int32? = nil
+                // A child killed by the same Ctrl-C fails its step: report the signal.
+                let signalled = env.pendingSignal()
                 switch error {
+                case _ where signalled != nil:
+                    interrupted = signalled
+                    message = "interrupted by signal \(signalled!) during step \(i + 1) (\(step.summary))"
                 case KVMNetError.interrupted(let s, _):
                     interrupted = s
                     message = "interrupted by signal \(s) before step \(i + 1) (\(step.summary))"

@@ -18,6 +18,8 @@ public struct DownOutcome: Sendable {
     public var undone: [JournalEntry]
     /// Sysctls left as they are because another kvmnet network still needs them.
     public var handedOver: [String]
+    /// Guests stopped (or, with --dry-run, to stop).
+    public var guests: [String]
 }
 
 /// The operations behind `up`, `down` and `status`, against an injected host.
@@ -89,6 +91,7 @@ public final class NetworkDriver {
             record = executor.record
             record.complete = true
             try env.state.save(record)
+            try writeHooks(spec.name)
             let changes = Array(record.journal[before...])
             let action: UpOutcome.Action = existing == nil ? .created : (changes.isEmpty ? .unchanged : .repaired)
             return UpOutcome(action: action, spec: spec, steps: steps, changes: changes)
@@ -97,10 +100,10 @@ public final class NetworkDriver {
 
     /// Removes exactly what `up` created and restores what it changed.
     /// A network that is not up is not an error (`wasUp` false).
-    public func down(_ name: NetworkName, dryRun: Bool = false) throws -> DownOutcome {
+    public func down(_ name: NetworkName, dryRun: Bool = false, guestTimeout: Double = 5) throws -> DownOutcome {
         try env.state.withLock {
             guard var record = try env.state.load(name) else {
-                return DownOutcome(network: name, wasUp: false, undone: [], handedOver: [])
+                return DownOutcome(network: name, wasUp: false, undone: [], handedOver: [], guests: [])
             }
             try checkNamespace(record)
             var keep: Set<String> = []
@@ -119,7 +122,17 @@ public final class NetworkDriver {
             let undone = record.journal.reversed().filter {
                 if case .changedSysctl(let k, _, _) = $0 { return !keep.contains(k) } else { return true }
             }
-            if dryRun { return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted()) }
+            if dryRun {
+                return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted(),
+                                   guests: (record.guests ?? []).map(\.spec.name))
+            }
+            // 1. Guests first: no qemu process of the network survives `down`.
+            let guests = record.guests ?? []
+            let survivors = stopGuests(guests, network: name, timeout: guestTimeout)
+            if !survivors.isEmpty {
+                throw KVMNetError.failure("could not stop \(survivors.joined(separator: ", ")); the network is left up")
+            }
+            record.guests = nil
             record.journal.removeAll { if case .changedSysctl(let k, _, _) = $0 { return keep.contains(k) } else { return false } }
             try env.state.save(record)
             let executor = Executor(env: env, record: record, observation: HostObservation(links: [], addresses: [], routes: []))
@@ -129,7 +142,8 @@ public final class NetworkDriver {
                     + problems.joined(separator: "; "))
             }
             try env.state.remove(name)
-            return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted())
+            return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted(),
+                               guests: guests.map(\.spec.name))
         }
     }
 

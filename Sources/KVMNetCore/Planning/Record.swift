@@ -56,6 +56,10 @@ public struct NetworkRecord: Codable, Equatable, Sendable {
     public var journal: [JournalEntry]
     /// True once `up` finished; false while it runs, or when it was killed.
     public var complete: Bool
+    /// Guests kvmnet launched on this network.
+    public var guests: [GuestRecord]?
+    /// Taps that hooks attached to the bridge (created by qemu, not by kvmnet).
+    public var hookTaps: [String]?
 
     public init(spec: NetworkSpec, namespace: NamespaceIdentity, journal: [JournalEntry] = [], complete: Bool = false) {
         self.schemaVersion = Self.currentSchemaVersion

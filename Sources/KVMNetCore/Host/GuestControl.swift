@@ -1,0 +1,102 @@
+import Foundation
+
+/// QEMU processes and their sockets: start, watch, power off, run commands on the serial console.
+public protocol GuestControl: AnyObject, Sendable {
+    /// The QEMU binary: qemu-system-x86_64, else qemu-kvm, else kvm; nil when none is installed.
+    func qemuBinary() -> String?
+    /// KVM is usable when /dev/kvm opens and the CPU shows vmx or svm (the seed's own check).
+    func kvmUsable() -> Bool
+    /// The default guest's kernel and initramfs, built (or found in the cache) first.
+    func defaultGuest(progress: (String) -> Void) throws -> (kernel: String, initrd: String)
+    /// Creates a copy-on-write qcow2 overlay of `base` at `overlay` (the base is never written).
+    func createOverlay(base: String, overlay: String) throws
+    /// Runs qemu with `-daemonize` and waits for its parent, which exits once the guest's
+    /// devices (and so the tap hook) are set up. Returns the daemon's pid and start time.
+    func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64)
+    /// The start time of `pid`, or nil when no such process runs.
+    func startTime(of pid: Int32) -> UInt64?
+    /// Sends `signal` to `pid` only if it still has `startTime` (never a reused pid).
+    func kill(pid: Int32, startTime: UInt64, signal: Int32)
+    /// Sends one QMP command without arguments (`system_powerdown`, `quit`).
+    func qmp(socket: String, command: String) throws
+    /// Runs one shell command line on the guest's serial console; returns its exit status and output.
+    /// Throws when the console does not answer within `timeout` seconds.
+    func exec(console: String, command: String, timeout: Double) throws -> (status: Int32, output: String)
+    /// The file's text, or "" when it cannot be read (console logs).
+    func readText(_ path: String) -> String
+    /// Writes an executable script (mode 0755), replacing it atomically.
+    func writeScript(_ path: String, _ text: String) throws
+    func removeFile(_ path: String)
+    /// The absolute path of the running kvmnet binary, for the hooks it writes.
+    func selfPath() -> String
+    /// Sleeps the calling thread.
+    func sleep(seconds: Double)
+    /// Monotonic seconds.
+    func now() -> Double
+    /// Connects the terminal to the guest's serial console until Ctrl-] is typed.
+    func attach(console: String) throws
+}
+
+/// The files of a network's guests inside its state folder.
+public struct GuestPaths: Sendable {
+    public var folder: String
+    public init(folder: String) { self.folder = folder }
+    public var ifup: String { folder + "/qemu-ifup" }
+    public var ifdown: String { folder + "/qemu-ifdown" }
+    public func console(_ g: String) -> String { "\(folder)/\(g).console" }
+    public func log(_ g: String) -> String { "\(folder)/\(g).log" }
+    public func qmp(_ g: String) -> String { "\(folder)/\(g).qmp" }
+    public func pidfile(_ g: String) -> String { "\(folder)/\(g).pid" }
+    public func overlay(_ g: String) -> String { "\(folder)/\(g).qcow2" }
+}
+
+public enum QemuCommand {
+    /// The line the default guest prints on its console once its network is configured.
+    public static func readyMarker(_ guest: String) -> String { "kvmnet-guest-ready \(guest)" }
+    public static func failedMarker(_ guest: String) -> String { "kvmnet-guest-failed \(guest)" }
+
+    /// The kernel command line the default guest reads its settings from.
+    public static func kernelCommandLine(_ g: GuestSpec) -> String {
+        var s = "console=ttyS0 quiet panic=-1 kvmnet.name=\(g.name)"
+        if let a = g.address { s += " kvmnet.ip=\(a)" }
+        if let gw = g.gateway { s += " kvmnet.gw=\(gw)" }
+        s += " kvmnet.mtu=\(g.mtu)"
+        return s
+    }
+
+    /// qemu's argv for one guest. argv, never a shell string.
+    public static func argv(qemu: String, guest g: GuestSpec, boot: GuestBoot, memoryMiB: Int, cpus: Int,
+                            kvm: Bool, paths: GuestPaths) -> [String] {
+        var a = [qemu, "-name", g.name]
+        a += kvm ? ["-accel", "kvm", "-cpu", "host"] : ["-accel", "tcg", "-cpu", "max"]
+        a += ["-machine", "pc", "-m", "\(memoryMiB)", "-smp", "\(cpus)",
+              "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot"]
+        switch boot {
+        case .kernel(let k, let i):
+            a += ["-kernel", k, "-initrd", i, "-append", kernelCommandLine(g)]
+        case .image:
+            a += ["-drive", "file=\(paths.overlay(g.name)),if=virtio,format=qcow2"]
+        }
+        a += ["-chardev", "socket,id=ser0,path=\(paths.console(g.name)),server=on,wait=off,logfile=\(paths.log(g.name))",
+              "-serial", "chardev:ser0",
+              "-qmp", "unix:\(paths.qmp(g.name)),server=on,wait=off",
+              "-netdev", "tap,id=net0,ifname=\(g.tap),script=\(paths.ifup),downscript=\(paths.ifdown)",
+              "-device", "virtio-net-pci,netdev=net0,mac=\(g.mac),romfile=",
+              "-pidfile", paths.pidfile(g.name), "-daemonize"]
+        return a
+    }
+
+    /// The hook qemu runs as `script=`/`downscript=`, with the tap's name as its only argument.
+    /// It pins the network and the state folder, so people can pass it to their own qemu.
+    public static func hookScript(action: String, kvmnet: String, stateDir: String, network: NetworkName) -> String {
+        """
+        #!/bin/sh
+        # qemu \(action == "ifup" ? "script=" : "downscript=") hook of kvmnet network \(network), written by `kvmnet up`.
+        # qemu runs it with the tap's name as its only argument.
+        exec \(shellQuote(kvmnet)) --state-dir \(shellQuote(stateDir)) hook \(action) "$1" --name \(network)
+
+        """
+    }
+
+    static func shellQuote(_ s: String) -> String { "'" + s.replacingOccurrences(of: "'", with: "'\\''") + "'" }
+}

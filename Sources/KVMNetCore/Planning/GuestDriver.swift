@@ -1,0 +1,205 @@
+import Foundation
+
+extension NetworkDriver {
+    func guestControl() throws(KVMNetError) -> any GuestControl {
+        guard let g = env.guests else { throw .failure("guests cannot run on this host") }
+        return g
+    }
+
+    /// Writes the network's `qemu-ifup` and `qemu-ifdown` hooks into its state folder.
+    public func writeHooks(_ network: NetworkName) throws {
+        guard let g = env.guests else { return }
+        let paths = GuestPaths(folder: env.state.folder(for: network))
+        let me = g.selfPath()
+        try g.writeScript(paths.ifup, QemuCommand.hookScript(action: "ifup", kvmnet: me, stateDir: env.stateDir, network: network))
+        try g.writeScript(paths.ifdown, QemuCommand.hookScript(action: "ifdown", kvmnet: me, stateDir: env.stateDir, network: network))
+    }
+
+    /// Launches the guests of `network` (brought up already), in parallel, and waits until each
+    /// has configured its network. On failure the guests it started are stopped again.
+    public func launchGuests(_ req: GuestRequest, network: NetworkName, bootTimeout: Double = 180,
+                             progress: (String) -> Void) throws -> [GuestRecord] {
+        let g = try guestControl()
+        guard let qemu = g.qemuBinary() else {
+            throw KVMNetError.failure("qemu is not installed: install the Debian package qemu-system-x86 (apt-get install qemu-system-x86)")
+        }
+        guard var record = try env.state.load(network) else { throw KVMNetError.failure("network \(network) is not up") }
+        let kvm: Bool
+        switch req.accel {
+        case .kvm:
+            guard g.kvmUsable() else {
+                throw KVMNetError.failure("--accel kvm: KVM is not usable here (/dev/kvm does not open, or the CPU shows no vmx/svm); use --accel tcg")
+            }
+            kvm = true
+        case .tcg: kvm = false
+        case .auto:
+            kvm = g.kvmUsable()
+            if !kvm { progress("KVM is not usable here (no vmx/svm in /proc/cpuinfo or no /dev/kvm): guests run under TCG, slower") }
+        }
+        let lanGateway = record.journal.lazy.compactMap { e -> IPv4Address? in
+            if case .removedRoute(let r) = e, r.family == .inet, r.isDefault { return r.gateway.flatMap(IPv4Address.init) } else { return nil }
+        }.first
+        let lanPrefix = record.journal.lazy.compactMap { e -> Int? in
+            if case .removedAddress(let a) = e, a.family == .inet { return a.prefixLength } else { return nil }
+        }.first
+        let specs = try GuestPlanner.guests(req, spec: record.spec, namespace: env.namespace, lanGateway: lanGateway, lanPrefix: lanPrefix)
+        if let old = record.guests, !old.isEmpty {
+            if old.count != specs.count {
+                throw KVMNetError.failure("network \(network) already runs \(old.count) guest(s); run `kvmnet down --name \(network)` first to change that")
+            }
+            if old.allSatisfy({ r in r.pid.map { g.startTime(of: $0) == r.startTime } ?? false }) { return old }
+        }
+        let boot: GuestBoot
+        if let b = req.boot { boot = b } else {
+            let d = try g.defaultGuest(progress: progress)
+            boot = .kernel(kernel: d.kernel, initrd: d.initrd)
+        }
+        let paths = GuestPaths(folder: env.state.folder(for: network))
+        if paths.console("guest99").utf8.count > 107 {
+            throw KVMNetError.failure("the state folder \(paths.folder) is too deep for qemu's unix sockets (108 bytes): use a shorter --state-dir")
+        }
+        // 1. Record every guest before starting any, so `down` finds them whatever happens.
+        var records = specs.map { GuestRecord(spec: $0, accel: kvm ? "kvm" : "tcg") }
+        try env.state.withLock {
+            record = try env.state.load(network) ?? record
+            record.guests = records
+            try env.state.save(record)
+        }
+        do {
+            // 2. Start them one after another (each returns once its tap is attached),
+            //    then let them boot in parallel.
+            for i in records.indices {
+                let name = records[i].spec.name
+                for f in [paths.console(name), paths.qmp(name), paths.pidfile(name), paths.log(name)] { g.removeFile(f) }
+                if case .image(let base) = boot { try g.createOverlay(base: base, overlay: paths.overlay(name)) }
+                let argv = QemuCommand.argv(qemu: qemu, guest: records[i].spec, boot: boot, memoryMiB: req.memoryMiB,
+                                            cpus: req.cpus, kvm: kvm, paths: paths)
+                let (pid, start) = try g.start(argv, pidfile: paths.pidfile(name))
+                records[i].pid = pid
+                records[i].startTime = start
+                try env.state.withLock {
+                    var r = try env.state.load(network) ?? record
+                    r.guests = records
+                    try env.state.save(r)
+                }
+                progress("\(name) started (pid \(pid), \(records[i].accel)) on \(records[i].spec.tap), \(records[i].spec.address.map { "\($0)" } ?? "no address")")
+            }
+            guard case .kernel = boot else {
+                progress("disk-image guests are not watched for readiness: see their console logs in \(paths.folder)")
+                return records
+            }
+            // 3. Wait for each guest's ready line.
+            let t0 = g.now()
+            var waiting = Set(records.map(\.spec.name))
+            while !waiting.isEmpty {
+                for r in records where waiting.contains(r.spec.name) {
+                    let name = r.spec.name
+                    let log = g.readText(paths.log(name))
+                    if log.contains(QemuCommand.readyMarker(name)) {
+                        waiting.remove(name)
+                        progress("\(name) is up after \(String(format: "%.1f", g.now() - t0)) s")
+                        continue
+                    }
+                    let dead = r.pid.map { g.startTime(of: $0) != r.startTime } ?? true
+                    if log.contains(QemuCommand.failedMarker(name)) || dead {
+                        throw KVMNetError.failure("\(name) \(dead ? "exited" : "failed") while booting; the end of its console log:\n" + tail(log))
+                    }
+                }
+                if waiting.isEmpty { break }
+                if g.now() - t0 > bootTimeout {
+                    let name = waiting.sorted()[0]
+                    throw KVMNetError.failure("\(name) did not come up within \(Int(bootTimeout)) s; the end of its console log:\n" + tail(g.readText(paths.log(name))))
+                }
+                if let sig = env.pendingSignal() { throw KVMNetError.interrupted(signal: sig, "interrupted while guests were booting") }
+                g.sleep(seconds: 0.1)
+            }
+            return records
+        } catch {
+            _ = stopGuests(records, network: network, timeout: 0)
+            try? env.state.withLock {
+                if var r = try env.state.load(network) { r.guests = nil; try env.state.save(r) }
+            }
+            throw error
+        }
+    }
+
+    /// Powers guests off through QMP, all at once; after `timeout` seconds `quit`, then SIGTERM and
+    /// SIGKILL to the recorded pid only (checked against its start time). Returns those still running.
+    public func stopGuests(_ guests: [GuestRecord], network: NetworkName, timeout: Double) -> [String] {
+        guard let g = env.guests else { return [] }
+        let paths = GuestPaths(folder: env.state.folder(for: network))
+        func alive(_ r: GuestRecord) -> Bool {
+            guard let pid = r.pid, let st = r.startTime else { return false }
+            return g.startTime(of: pid) == st
+        }
+        var running = guests.filter(alive)
+        func wait(_ seconds: Double) {
+            let t0 = g.now()
+            while !running.isEmpty {
+                running = running.filter(alive)
+                if running.isEmpty || g.now() - t0 >= seconds { return }
+                g.sleep(seconds: 0.05)
+            }
+        }
+        if timeout > 0 {
+            for r in running { try? g.qmp(socket: paths.qmp(r.spec.name), command: "system_powerdown") }
+            wait(timeout)
+        }
+        for r in running { try? g.qmp(socket: paths.qmp(r.spec.name), command: "quit") }
+        wait(2)
+        for r in running { g.kill(pid: r.pid!, startTime: r.startTime!, signal: SIGTERM) }
+        wait(2)
+        for r in running { g.kill(pid: r.pid!, startTime: r.startTime!, signal: SIGKILL) }
+        wait(2)
+        return running.map(\.spec.name)
+    }
+
+    /// `kvmnet hook ifup TAP`: the tap exists already (qemu made it): set its MTU to the bridge's,
+    /// attach it, bring it up, record it. Never creates it.
+    public func hookUp(tap: String, network: NetworkName) throws {
+        try env.state.withLock {
+            guard var record = try env.state.load(network) else {
+                throw KVMNetError.failure("network \(network) is not up: run `kvmnet up` first")
+            }
+            try checkNamespace(record)
+            guard let link = try env.links.link(named: tap) else {
+                throw KVMNetError.failure("tap \(tap) does not exist (qemu creates it before running the hook; the hook never does)")
+            }
+            guard link.isTap else {
+                throw KVMNetError.failure("\(tap) is a \(link.kind ?? "network") interface, not a tap: kvmnet attaches only taps")
+            }
+            let bridge = record.spec.bridge.rawValue
+            if link.mtu != record.spec.mtu { try env.links.setMTU(name: tap, record.spec.mtu) }
+            try env.links.setMaster(name: tap, bridge: bridge)
+            if !link.isUp { try env.links.setUp(name: tap, true) }
+            var taps = record.hookTaps ?? []
+            if !taps.contains(tap) { taps.append(tap); record.hookTaps = taps; try env.state.save(record) }
+        }
+    }
+
+    /// `kvmnet hook ifdown TAP`: detaches the tap and records that. Without CAP_NET_ADMIN (qemu
+    /// dropped its privileges) it says so and leaves the record for `down`.
+    public func hookDown(tap: String, network: NetworkName) throws {
+        guard env.canAdministerNetwork else {
+            env.log("ifdown \(tap): no CAP_NET_ADMIN (qemu dropped its privileges); `kvmnet down` will clean up")
+            return
+        }
+        try env.state.withLock {
+            guard var record = try env.state.load(network) else { return }
+            if let link = try env.links.link(named: tap), link.masterIndex != 0,
+               let master = try env.links.links().first(where: { $0.index == link.masterIndex }),
+               master.name == record.spec.bridge.rawValue {
+                try env.links.setMaster(name: tap, bridge: nil)
+            }
+            if let taps = record.hookTaps, taps.contains(tap) {
+                record.hookTaps = taps.filter { $0 != tap }
+                try env.state.save(record)
+            }
+        }
+    }
+}
+
+func tail(_ log: String, lines: Int = 15) -> String {
+    log.replacingOccurrences(of: "\r", with: "").split(separator: "\n", omittingEmptySubsequences: false)
+        .suffix(lines).map { "    " + $0 }.joined(separator: "\n")
+}

@@ -1,0 +1,213 @@
+import Foundation
+import Glibc
+import Testing
+@testable import KVMNetCore
+@testable import KVMNetLinux
+
+/// The built `kvmnet` binary against the real kernel, in namespaces the test creates:
+/// a pretend host (eth0 10.241.96.176/24, default via 10.241.96.1) and a pretend outside LAN.
+struct Sandbox {
+    let host: String
+    let outside: String
+    let stateDir: String
+    let runner = PosixCommandRunner()
+
+    static var binary: String {
+        URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("kvmnet").path
+    }
+
+    static var available: Bool { getuid() == 0 && access(binary, X_OK) == 0 }
+
+    init(_ tag: String) throws {
+        let id = "\(tag)-\(getpid())"
+        host = "kvt-h-\(id)"
+        outside = "kvt-o-\(id)"
+        stateDir = NSTemporaryDirectory() + "kvmnet-state-\(id)"
+        try sh("ip", "netns", "add", host)
+        try sh("ip", "netns", "add", outside)
+        try sh("ip", "-n", host, "link", "set", "lo", "up")
+        try sh("ip", "-n", outside, "link", "set", "lo", "up")
+        try sh("ip", "-n", host, "link", "add", "eth0", "address", "02:00:0a:f1:60:b0", "type", "veth", "peer", "name", "lan0", "netns", outside)
+        try sh("ip", "-n", host, "addr", "add", "10.241.96.176/24", "dev", "eth0")
+        try sh("ip", "-n", host, "link", "set", "eth0", "up")
+        try sh("ip", "-n", outside, "addr", "add", "10.241.96.1/24", "dev", "lan0")
+        try sh("ip", "-n", outside, "link", "set", "lan0", "up")
+        try sh("ip", "-n", host, "route", "add", "default", "via", "10.241.96.1", "dev", "eth0")
+    }
+
+    func destroy() {
+        _ = try? runner.run(["ip", "netns", "del", host], stdin: nil)
+        _ = try? runner.run(["ip", "netns", "del", outside], stdin: nil)
+        try? FileManager.default.removeItem(atPath: stateDir)
+    }
+
+    @discardableResult
+    func sh(_ argv: String..., stdin: String? = nil) throws -> String {
+        let r = try runner.run(argv, stdin: stdin)
+        guard r.status == 0 else { throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: r)) }
+        return r.stdout
+    }
+
+    func inHost(_ argv: String..., stdin: String? = nil) throws -> String {
+        let r = try runner.run(["ip", "netns", "exec", host] + argv, stdin: stdin)
+        guard r.status == 0 else { throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: r)) }
+        return r.stdout
+    }
+
+    func kvmnet(_ args: String...) throws -> CommandResult {
+        try runner.run([Self.binary, "--netns", host, "--state-dir", stateDir] + args, stdin: nil)
+    }
+
+    /// Everything that has meaning in the host namespace, with timers, counters, comments and
+    /// handles removed, and the empty built-in tables iptables-nft registers on first use.
+    func snapshot() throws -> String {
+        var parts: [String] = []
+        parts.append(try inHost("ip", "-d", "link", "show"))
+        parts.append(try inHost("ip", "addr", "show"))
+        parts.append(try inHost("ip", "route", "show", "table", "all"))
+        parts.append(try inHost("ip", "-6", "route", "show", "table", "all"))
+        parts.append(Self.withoutEmptyBuiltinTables(try inHost("iptables-save")))
+        parts.append(Self.withoutEmptyNftTables(try inHost("nft", "list", "ruleset")))
+        for key in ["net/ipv4/ip_forward", "net/ipv6/conf/all/forwarding", "net/ipv6/conf/eth0/disable_ipv6",
+                    "net/ipv6/conf/eth0/accept_ra", "net/ipv4/conf/all/rp_filter"] {
+            parts.append(key + "=" + (try inHost("cat", "/proc/sys/" + key)))
+        }
+        var text = parts.joined(separator: "\n")
+        for pattern in [#"[a-z_]+_timer\s+[0-9.]+"#, #"\[[0-9]+:[0-9]+\]"#, #"(?m)^#.*$"#, #"# handle [0-9]+"#,
+                        #"counter packets [0-9]+ bytes [0-9]+"#, #"valid_lft \S+ preferred_lft \S+"#] {
+            text = text.replacingOccurrences(of: pattern, with: "", options: .regularExpression)
+        }
+        return text
+    }
+
+    static func withoutEmptyBuiltinTables(_ save: String) -> String {
+        save.components(separatedBy: "COMMIT").filter { block in
+            let lines = block.split(separator: "\n").filter { !$0.hasPrefix("#") && !$0.hasPrefix("*") }
+            return lines.contains { !($0.hasPrefix(":") && $0.contains(" ACCEPT ")) }
+        }.joined(separator: "COMMIT")
+    }
+
+    static func withoutEmptyNftTables(_ ruleset: String) -> String {
+        // A table whose chains are all base chains with policy accept and no rules.
+        ruleset.components(separatedBy: "\ntable ").map { $0.hasPrefix("table ") ? String($0.dropFirst(6)) : $0 }
+            .filter { t in
+                let body = t.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+                let meaningful = body.dropFirst().filter { l in
+                    !(l.hasPrefix("chain ") || l == "}" || (l.hasPrefix("type ") && l.hasSuffix("policy accept;")))
+                }
+                return !meaningful.isEmpty
+            }.joined(separator: "\ntable ")
+    }
+}
+
+let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
+    "needs root and the built kvmnet binary: creates network namespaces")
+
+@Suite(.serialized) struct SystemTests {
+    /// Foreign objects that kvmnet must not touch: a bridge whose name starts with br-in, a
+    /// MASQUERADE rule, a chain jumped to from FORWARD, a native nft table.
+    func addForeignObjects(_ s: Sandbox) throws {
+        _ = try s.inHost("ip", "link", "add", "br-inx", "type", "bridge")
+        _ = try s.inHost("iptables", "-w", "-t", "nat", "-A", "POSTROUTING", "-s", "172.30.0.0/16", "-j", "MASQUERADE")
+        _ = try s.inHost("iptables", "-w", "-N", "FOREIGN-FWD")
+        _ = try s.inHost("iptables", "-w", "-A", "FOREIGN-FWD", "-s", "172.30.0.0/16", "-j", "ACCEPT")
+        _ = try s.inHost("iptables", "-w", "-A", "FORWARD", "-j", "FOREIGN-FWD")
+        _ = try s.inHost("nft", "-f", "-", stdin: """
+            table inet foreign {
+              chain input { type filter hook input priority 10; policy accept; tcp dport 9999 accept; }
+            }
+            """)
+    }
+
+    @Test(needsRootAndBinary, arguments: NetworkModel.allCases)
+    func upUpDownLeavesTheNamespaceAsFound(_ model: NetworkModel) throws {
+        let s = try Sandbox(model.rawValue)
+        defer { s.destroy() }
+        try addForeignObjects(s)
+        let before = try s.snapshot()
+
+        var args = ["up", model.rawValue, "--taps", "2"]
+        if model == .bridged { args += ["--uplink", "eth0"] }
+        let up = try s.runner.run([Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir] + args, stdin: nil)
+        #expect(up.status == 0, "\(up.stderr)")
+        try checkKernel(s, model)
+        let afterUp = try s.snapshot()
+
+        let again = try s.runner.run([Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir] + args, stdin: nil)
+        #expect(again.status == 0, "\(again.stderr)")
+        #expect(try s.snapshot() == afterUp, "a second up changed the namespace")
+        #expect(try s.kvmnet("status").status == 0)
+
+        let down = try s.kvmnet("down")
+        #expect(down.status == 0, "\(down.stderr)")
+        let after = try s.snapshot()
+        #expect(after == before, "down did not restore the namespace:\n\(lineDiff(before, after))")
+        let twice = try s.kvmnet("down")
+        #expect(twice.status == 0 && twice.stdout.contains("not up"))
+    }
+
+    func checkKernel(_ s: Sandbox, _ model: NetworkModel) throws {
+        let json = try s.inHost("ip", "-d", "-j", "link", "show", "br-in")
+        let link = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first)
+        let info = (link["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any]
+        #expect(info?["stp_state"] as? Int == 0)
+        #expect(info?["forward_delay"] as? Int == 0)
+        let ports = try s.inHost("ip", "-o", "link", "show", "master", "br-in")
+        #expect(ports.contains("vif1.0") && ports.contains("vif2.0"))
+        let fwd = try s.inHost("cat", "/proc/sys/net/ipv4/ip_forward").trimmingCharacters(in: .whitespacesAndNewlines)
+        #expect(fwd == (model.needsForwarding ? "1" : "0"))
+        let addrs = try s.inHost("ip", "addr", "show", "dev", "br-in")
+        let save = try s.inHost("iptables-save")
+        #expect(save.contains("-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT"))
+        switch model {
+        case .isolated, .routed, .nat:
+            #expect(try s.inHost("cat", "/proc/sys/net/ipv6/conf/br-in/disable_ipv6").hasPrefix("1"))
+            #expect(!addrs.contains("inet6"), "the bridge has an IPv6 address:\n\(addrs)")
+            #expect(addrs.contains("inet 192.168.1.254/24") == model.hasHostAddress)
+            #expect(save.contains("MASQUERADE") && save.contains("KVMNET-NAT-DEFAULT") == (model == .nat))
+        case .bridged:
+            #expect(addrs.contains("inet 10.241.96.176/24"))
+            #expect(link["address"] as? String == "02:00:0a:f1:60:b0")
+            let eth0 = try s.inHost("ip", "-o", "link", "show", "eth0")
+            #expect(eth0.contains("master br-in"))
+            let routes = try s.inHost("ip", "route")
+            #expect(routes.contains("default via 10.241.96.1 dev br-in"))
+            let ping = try s.runner.run(["ip", "netns", "exec", s.host, "busybox", "ping", "-c", "1", "-W", "2", "10.241.96.1"], stdin: nil)
+            #expect(ping.status == 0, "the host lost its LAN once bridged: \(ping.stdout)")
+        }
+    }
+
+    @Test(needsRootAndBinary) func badInputChangesNothing() throws {
+        let s = try Sandbox("bad")
+        defer { s.destroy() }
+        _ = try s.inHost("ip", "link", "add", "br-in", "type", "bridge")
+        let before = try s.snapshot()
+        let foreign = try s.kvmnet("up", "nat")
+        #expect(foreign.status == 1)
+        #expect(foreign.stderr.contains("br-in already exists and was not created by kvmnet"))
+        let missing = try s.kvmnet("up", "bridged", "--uplink", "eth7", "--bridge", "br-x")
+        #expect(missing.status == 1 && missing.stderr.contains("eth7"))
+        let overlap = try s.kvmnet("up", "routed", "--subnet", "10.241.96.0/24", "--bridge", "br-y")
+        #expect(overlap.status == 1 && overlap.stderr.contains("eth0"))
+        let usage = try s.kvmnet("up", "mesh")
+        #expect(usage.status == 64)
+        #expect(try s.snapshot() == before)
+        let nons = try s.runner.run([Sandbox.binary, "--netns", "kvt-no-such-ns", "status"], stdin: nil)
+        #expect(nons.status == 1 && nons.stderr.contains("kvt-no-such-ns"))
+    }
+
+    @Test(needsRootAndBinary) func notRootExits77BeforeTouchingAnything() throws {
+        let r = try PosixCommandRunner().run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                              "--inh-caps=-all", Sandbox.binary, "--state-dir", "/nonexistent/x", "up", "nat"], stdin: nil)
+        #expect(r.status == 77, "\(r.stderr)")
+        let dry = try PosixCommandRunner().run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                                                "--inh-caps=-all", Sandbox.binary, "--state-dir", "/nonexistent/x", "up", "nat", "--dry-run"], stdin: nil)
+        #expect(dry.status == 0, "\(dry.stderr)")
+        #expect(dry.stdout.contains("ip link add br-in"))
+    }
+}
+
+func lineDiff(_ a: String, _ b: String) -> String {
+    let x = a.split(separator: "\n"), y = b.split(separator: "\n")
+    return (x.filter { !y.contains($0) }.map { "- \($0)" } + y.filter { !x.contains($0) }.map { "+ \($0)" }).joined(separator: "\n")
+}
