@@ -39,15 +39,38 @@ public enum NetworkNamespace {
     /// The network namespace of the calling thread.
     ///
     /// The inode is that of /proc/thread-self/ns/net (a thread's namespace may differ from the
-    /// main thread's, which /proc/self shows). `isRoot` compares it with /proc/1/ns/net (PID 1's
-    /// namespace); when that cannot be read (not root), the namespace counts as the root one
-    /// unless it has a name. `name` is the /run/netns entry with the same inode, if any.
+    /// main thread's, which /proc/self shows). `isRoot` says whether it is the namespace of
+    /// PID 1, read from /proc/1/ns/net; when that cannot be read (even root may not, in some
+    /// sandboxes), it says whether the inode is the fixed one Linux ≥ 6.18 gives the initial
+    /// namespace, and on older kernels it falls back to "has no /run/netns name".
+    /// `name` is the /run/netns entry with the same inode, if any.
     public static func currentIdentity() -> NamespaceIdentity {
         let own = identity(of: "/proc/thread-self/ns/net") ?? identity(of: "/proc/self/ns/net")
         guard let own else { return NamespaceIdentity(name: nil, inode: 0, isRoot: true) }
         let name = self.name(of: own)
-        let isRoot = identity(of: "/proc/1/ns/net").map { $0 == own } ?? (name == nil)
+        let isRoot: Bool
+        if let first = identity(of: "/proc/1/ns/net") {
+            isRoot = first == own
+        } else if own.inode == initialNamespaceInode || kernelHasFixedInitialInode() {
+            isRoot = own.inode == initialNamespaceInode
+        } else {
+            isRoot = name == nil
+        }
         return NamespaceIdentity(name: isRoot ? nil : name, inode: own.inode, isRoot: isRoot)
+    }
+
+    /// PROC_NET_INIT_INO: the inode of the initial network namespace since Linux 6.18
+    /// (earlier kernels numbered it like any other namespace, from 0xF0000000 up).
+    static let initialNamespaceInode: UInt64 = 0xEFFF_FFF9
+
+    /// Whether the running kernel is 6.18 or later (uname release "6.18.44-…").
+    static func kernelHasFixedInitialInode() -> Bool {
+        var u = utsname()
+        guard uname(&u) == 0 else { return false }
+        let release = withUnsafeBytes(of: u.release) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+        let numbers = release.split(whereSeparator: { !$0.isNumber }).prefix(2).compactMap { Int($0) }
+        guard numbers.count == 2 else { return false }
+        return (numbers[0], numbers[1]) >= (6, 18)
     }
 
     /// The name under /run/netns of a namespace, if it has one.
