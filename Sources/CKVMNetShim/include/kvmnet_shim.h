@@ -1,3 +1,53 @@
 #ifndef KVMNET_SHIM_H
 #define KVMNET_SHIM_H
+/*
+ * What Swift cannot import: TUN/TAP ioctls (function-like macros, union members of struct ifreq),
+ * setns/unshare (need _GNU_SOURCE), and a hand-built RTM_NEWLINK for bridges.
+ *
+ * Kernel UAPI headers (<linux/if.h>, <linux/if_tun.h>, <linux/if_link.h>) stay in the .c files:
+ * in a header Swift sees they clash with Glibc's <net/if.h>.
+ *
+ * Every function is prefixed kvmnet_. Functions returning "-errno" return 0 or a negative errno;
+ * kvmnet_nl_* functions return 0 or a negative libnl code (-NLE_*).
+ */
+#include <stdint.h>
+
+struct nl_sock;
+
+/*
+ * Creates a persistent tap NAME owned by uid OWNER in the namespace of the calling thread.
+ * Equals `ip tuntap add NAME mode tap user OWNER`.
+ * Returns 0 or -errno; -EEXIST when any link of that name exists (TUNSETIFF on an existing
+ * persistent tap would silently attach to it instead of failing). On failure *failed_call
+ * names the call that failed ("open /dev/net/tun", "TUNSETIFF", ...), a static string.
+ */
+int kvmnet_tap_create(const char *name, uint32_t owner, const char **failed_call);
+
+/*
+ * Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down, with
+ * NLM_F_CREATE|NLM_F_EXCL|NLM_F_ACK on SOCK. MAC points at 6 bytes.
+ * Equals `ip link add NAME address MAC mtu MTU type bridge stp_state 0 forward_delay 0`.
+ * Returns 0 or a negative libnl code (-NLE_EXIST when any link of that name exists).
+ */
+int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu);
+
+/* setns(fd, CLONE_NEWNET) on the calling thread. Returns 0 or -errno. */
+int kvmnet_setns_net(int fd);
+
+/* unshare(CLONE_NEWNET) on the calling thread. Returns 0 or -errno. */
+int kvmnet_unshare_net(void);
+
+/* unshare(CLONE_NEWNS) on the calling thread. Returns 0 or -errno. */
+int kvmnet_unshare_mount(void);
+
+/* mount("none", "/", NULL, MS_SLAVE|MS_REC, NULL): stop mounts propagating back. 0 or -errno. */
+int kvmnet_make_mounts_slave(void);
+
+/*
+ * Lazily unmounts /sys and mounts a fresh sysfs there (read-only when the old one was),
+ * so /sys/class/net shows the current network namespace, as `ip netns exec` does.
+ * NAME is the mount source shown in /proc/mounts. Returns 0 or -errno.
+ */
+int kvmnet_remount_sysfs(const char *name);
+
 #endif

@@ -1,1 +1,0 @@
-#include "kvmnet_shim.h"

@@ -1,0 +1,155 @@
+import CKVMNetShim
+import CLibnl
+import Glibc
+import KVMNetCore
+
+/// Links, addresses and routes of one network namespace, through libnl (rtnetlink).
+///
+/// The instance owns one `nl_sock`. It is **not thread-safe**: use it from one thread at a time
+/// (an actor or a lock if it must be shared). The socket is bound to the network namespace of
+/// the thread that created the instance and stays bound to it; taps, whose creation goes through
+/// `/dev/net/tun`, land in the namespace of the thread that calls `createTap`, so create and use
+/// the instance on the same thread. Changes need CAP_NET_ADMIN in that namespace.
+///
+/// Errors are `HostError`: `exists` on creating something that is there, `notFound` on deleting
+/// or changing something that is not; the message names the operation, the object and libnl's text.
+public final class NetlinkHost: LinkControl {
+    /// The rtnetlink socket; internal so the address and route files can use it.
+    let sock: OpaquePointer
+
+    /// Opens and connects an rtnetlink socket in the calling thread's network namespace.
+    public init() throws(HostError) {
+        guard let s = nl_socket_alloc() else { throw .other("open netlink socket: out of memory") }
+        let code = nl_connect(s, NETLINK_ROUTE)
+        if code < 0 {
+            nl_socket_free(s)
+            throw libnlError(code, "connect netlink socket")
+        }
+        sock = s
+    }
+
+    deinit { nl_socket_free(sock) }
+
+    // MARK: Reading links
+
+    /// Every link of the namespace. Equals `ip -d link show`.
+    public func links() throws(HostError) -> [LinkInfo] {
+        var cache: OpaquePointer?
+        try checkLibnl(rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache), "list links")
+        defer { nl_cache_free(cache) }
+        var result: [LinkInfo] = []
+        var object = nl_cache_get_first(cache)   // borrowed from the cache: never put
+        while let link = object {
+            result.append(Self.info(link))
+            object = nl_cache_get_next(link)
+        }
+        return result
+    }
+
+    /// One link by name, or nil when there is none. Equals `ip -d link show dev NAME`.
+    public func link(named name: String) throws(HostError) -> LinkInfo? {
+        var link: OpaquePointer?
+        let code = rtnl_link_get_kernel(sock, 0, name, &link)
+        if code == -NLE_NODEV || code == -NLE_OBJ_NOTFOUND { return nil }
+        try checkLibnl(code, "show link \(name)")
+        guard let link else { return nil }
+        defer { rtnl_link_put(link) }
+        return Self.info(link)
+    }
+
+    /// Copies a borrowed `rtnl_link` into a value.
+    private static func info(_ link: OpaquePointer) -> LinkInfo {
+        let kind = rtnl_link_get_type(link).map { String(cString: $0) }
+        return LinkInfo(index: rtnl_link_get_ifindex(link),
+                        name: rtnl_link_get_name(link).map { String(cString: $0) } ?? "",
+                        kind: kind,
+                        arpType: rtnl_link_get_arptype(link),
+                        masterIndex: rtnl_link_get_master(link),
+                        isUp: rtnl_link_get_flags(link) & UInt32(IFF_UP) != 0,
+                        mtu: rtnl_link_get_mtu(link),
+                        mac: NetlinkAddress.mac(rtnl_link_get_addr(link)),
+                        group: rtnl_link_get_group(link))
+    }
+
+    /// The index of the link `name`, or `notFound` naming the operation.
+    func index(of name: String, for operation: @autoclosure () -> String) throws(HostError) -> Int32 {
+        guard let link = try link(named: name) else {
+            throw .notFound("\(operation()): no link named \(name)")
+        }
+        return link.index
+    }
+
+    // MARK: Creating and deleting links
+
+    /// Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down.
+    ///
+    /// Equals `ip link add NAME address MAC mtu MTU type bridge stp_state 0 forward_delay 0`.
+    /// Sent with NLM_F_CREATE|NLM_F_EXCL: throws `exists` when any link of that name exists,
+    /// a tap included (libnl's `rtnl_link_bridge_add` would silently succeed there).
+    public func createBridge(name: String, mac: MACAddress, mtu: UInt32) throws(HostError) {
+        try checkLibnl(kvmnet_nl_bridge_add(sock, name, mac.bytes, mtu), "add bridge \(name)")
+    }
+
+    /// Creates a persistent tap owned by `owner` (a uid), down.
+    ///
+    /// Equals `ip tuntap add NAME mode tap user OWNER`. The tap is created in the network
+    /// namespace of the *calling thread* (it opens `/dev/net/tun`), which should be the one this
+    /// instance's socket lives in. Throws `exists` when any link of that name exists.
+    public func createTap(name: String, owner: UInt32) throws(HostError) {
+        var failedCall: UnsafePointer<CChar>?
+        let result = kvmnet_tap_create(name, owner, &failedCall)
+        guard result < 0 else { return }
+        let call = failedCall.map { String(cString: $0) } ?? "?"
+        if -result == EEXIST {
+            throw .exists("add tap \(name): a link named \(name) exists")
+        }
+        if call == "open /dev/net/tun" && -result == ENOENT {
+            throw .other("add tap \(name): /dev/net/tun is missing (modprobe tun)")
+        }
+        throw errnoError(-result, "add tap \(name) (\(call))")
+    }
+
+    /// Deletes a link (a persistent tap too). Equals `ip link del NAME`.
+    /// Throws `notFound` when there is none.
+    public func deleteLink(name: String) throws(HostError) {
+        guard let link = rtnl_link_alloc() else { throw .other("delete link \(name): out of memory") }
+        defer { rtnl_link_put(link) }
+        rtnl_link_set_name(link, name)
+        try checkLibnl(rtnl_link_delete(sock, link), "delete link \(name)")
+    }
+
+    // MARK: Changing links
+
+    /// Equals `ip link set NAME up|down`. Idempotent.
+    public func setUp(name: String, _ up: Bool) throws(HostError) {
+        try change(name, "set link \(name) \(up ? "up" : "down")") { change in
+            if up { rtnl_link_set_flags(change, UInt32(IFF_UP)) } else { rtnl_link_unset_flags(change, UInt32(IFF_UP)) }
+        }
+    }
+
+    /// Equals `ip link set NAME mtu MTU`.
+    public func setMTU(name: String, _ mtu: UInt32) throws(HostError) {
+        try change(name, "set link \(name) mtu \(mtu)") { rtnl_link_set_mtu($0, mtu) }
+    }
+
+    /// Equals `ip link set NAME master BRIDGE`, or `ip link set NAME nomaster` when `bridge` is nil.
+    /// Throws `notFound` when either link is missing.
+    public func setMaster(name: String, bridge: String?) throws(HostError) {
+        let operation = bridge.map { "set link \(name) master \($0)" } ?? "set link \(name) nomaster"
+        let master = try bridge.map { b throws(HostError) in try index(of: b, for: operation) } ?? 0
+        try change(name, operation) { rtnl_link_set_master($0, master) }
+    }
+
+    /// Reads the link, applies `edit` to an empty change object, and sends the difference
+    /// (`rtnl_link_change`, RTM_NEWLINK falling back to RTM_SETLINK).
+    private func change(_ name: String, _ operation: String, _ edit: (OpaquePointer) -> Void) throws(HostError) {
+        var original: OpaquePointer?
+        try checkLibnl(rtnl_link_get_kernel(sock, 0, name, &original), operation)
+        guard let original else { throw .notFound("\(operation): no link named \(name)") }
+        defer { rtnl_link_put(original) }
+        guard let change = rtnl_link_alloc() else { throw .other("\(operation): out of memory") }
+        defer { rtnl_link_put(change) }
+        edit(change)
+        try checkLibnl(rtnl_link_change(sock, original, change, 0), operation)
+    }
+}
