@@ -8,12 +8,17 @@ import Synchronization
 /// The SIGINT/SIGTERM received so far; `up` checks it between steps and rolls back.
 let pendingSignal = Atomic<Int32>(0)
 
-func write(_ text: String, to stream: UnsafeMutablePointer<FILE>) {
-    fputs(text, stream)
-    fflush(stream)
+/// Writes all of `text` to a file descriptor (1 stdout, 2 stderr), unbuffered.
+func write(_ text: String, fd: Int32) {
+    var bytes = Array(text.utf8)[...]
+    while !bytes.isEmpty {
+        let n = bytes.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }
+        if n < 0 { if errno == EINTR { continue } else { return } }
+        bytes = bytes.dropFirst(n)
+    }
 }
 
-let console = Console(out: { write($0, to: stdout) }, err: { write($0, to: stderr) })
+let console = Console(out: { write($0, fd: 1) }, err: { write($0, fd: 2) })
 
 func fail(_ e: KVMNetError) -> Never {
     console.err("kvmnet: error: \(e.description)\n")

@@ -87,16 +87,35 @@ struct Sandbox {
         }.joined(separator: "COMMIT")
     }
 
+    /// Drops base chains with policy accept and no rules (iptables-nft registers them on first
+    /// use and never removes them), then tables left with nothing in them.
     static func withoutEmptyNftTables(_ ruleset: String) -> String {
-        // A table whose chains are all base chains with policy accept and no rules.
-        ruleset.components(separatedBy: "\ntable ").map { $0.hasPrefix("table ") ? String($0.dropFirst(6)) : $0 }
-            .filter { t in
-                let body = t.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
-                let meaningful = body.dropFirst().filter { l in
-                    !(l.hasPrefix("chain ") || l == "}" || (l.hasPrefix("type ") && l.hasSuffix("policy accept;")))
-                }
-                return !meaningful.isEmpty
-            }.joined(separator: "\ntable ")
+        var out: [String] = []
+        var table: [String] = []
+        var chain: [String] = []
+        var inChain = false
+        func flushTable() {
+            if table.count > 1 { out += table + ["}"] }
+            table = []
+        }
+        for raw in ruleset.split(separator: "\n") {
+            let line = raw.trimmingCharacters(in: .whitespaces)
+            if line.isEmpty { continue }
+            if line.hasPrefix("table ") { table = [line]; continue }
+            if line.hasPrefix("chain ") { chain = [line]; inChain = true; continue }
+            if inChain {
+                if line == "}" {
+                    let body = chain.dropFirst()
+                    let empty = body.allSatisfy { $0.hasPrefix("type ") && $0.hasSuffix("policy accept;") }
+                    if !empty { table += chain + ["}"] }
+                    inChain = false
+                } else { chain.append(line) }
+                continue
+            }
+            if line == "}" { flushTable(); continue }
+            table.append(line)
+        }
+        return out.joined(separator: "\n")
     }
 }
 
