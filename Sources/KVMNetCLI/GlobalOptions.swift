@@ -55,6 +55,8 @@ public enum KVMNetCLI {
 
     public static let commands: [CommandEntry] = [
         CommandEntry(UpCommand.self), CommandEntry(DownCommand.self), CommandEntry(StatusCommand.self),
+        CommandEntry(ExecCommand.self), CommandEntry(ConsoleCommand.self), CommandEntry(VerifyCommand.self),
+        CommandEntry(GuestBuildCommand.self), CommandEntry(HookCommand.self),
     ]
 
     public static var rootHelp: String {

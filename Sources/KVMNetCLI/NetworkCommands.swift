@@ -18,11 +18,21 @@ public struct UpCommand: KVMNetCommand {
             OptionSpec("--tap-owner", value: "USER", help: "Owner of the pre-created taps, a name or uid (default root)."),
             OptionSpec("--firewall", value: "auto|iptables", help: "Firewall backend (default auto: iptables)."),
             OptionSpec("--force", help: "bridged: accept an uplink whose address was leased by DHCP."),
+            OptionSpec("--guests", value: "N", help: "Launch N qemu guests guest01… on the network (default 0)."),
+            OptionSpec("--kernel", value: "FILE", help: "Guest kernel (with --initrd; default: the built-in default guest)."),
+            OptionSpec("--initrd", value: "FILE", help: "Guest initramfs (with --kernel)."),
+            OptionSpec("--image", value: "DISK", help: "Boot a disk image instead; each guest gets its own qcow2 overlay."),
+            OptionSpec("--memory", value: "MiB", help: "Guest memory (default 128)."),
+            OptionSpec("--cpus", value: "N", help: "Guest CPUs (default 1)."),
+            OptionSpec("--accel", value: "auto|kvm|tcg", help: "auto uses KVM only when /dev/kvm opens and the CPU shows vmx/svm."),
+            OptionSpec("--guest-ip", value: "LIST|FIRST-LAST", help: "bridged: guest addresses on the uplink's LAN."),
+            OptionSpec("--gateway", value: "IP", help: "Guests' default gateway (bridged default: the uplink's gateway)."),
             OptionSpec("--dry-run", help: "Print the plan, change nothing (works without root)."),
             OptionSpec("--json", help: "Print one JSON document on stdout."),
         ],
         discussion: """
         EXAMPLES:
+          kvmnet up nat --guests 2            the seed's NAT model with guest01 and guest02 booted on it
           kvmnet up nat                       192.168.1.0/24 behind br-in 192.168.1.254, masqueraded
           kvmnet up isolated --taps 2         br-in with vif1.0 and vif2.0, no host address
           kvmnet up bridged --uplink eth0     eth0 enslaved to br-in; its addresses and routes move
@@ -30,6 +40,7 @@ public struct UpCommand: KVMNetCommand {
         """)
 
     public var request: UpRequest
+    public var guests: GuestRequest
     public var tapOwner: String?
     public var dryRun: Bool
     public var json: Bool
@@ -61,6 +72,30 @@ public struct UpCommand: KVMNetCommand {
             }
         }
         r.force = a.has("--force")
+        var g = GuestRequest(count: try a.int("--guests", in: 0...maxBridgePorts) ?? 0)
+        let kernel = a.value("--kernel"), initrd = a.value("--initrd"), image = a.value("--image")
+        if (kernel == nil) != (initrd == nil) { throw .usage("--kernel and --initrd go together") }
+        if image != nil && kernel != nil { throw .usage("--image excludes --kernel/--initrd") }
+        if let k = kernel, let i = initrd { g.boot = .kernel(kernel: absolute(k), initrd: absolute(i)) }
+        if let d = image { g.boot = .image(absolute(d)) }
+        g.memoryMiB = try a.int("--memory", in: 16...1_048_576) ?? 128
+        g.cpus = try a.int("--cpus", in: 1...256) ?? 1
+        if let v = a.value("--accel") {
+            guard let acc = GuestRequest.Accel(rawValue: v) else { throw .usage("invalid value '\(v)' for --accel: choose auto, kvm or tcg") }
+            g.accel = acc
+        }
+        if let v = a.value("--guest-ip") {
+            if r.model != .bridged { throw .usage("--guest-ip is for bridged networks; the \(r.model) model numbers its guests itself") }
+            g.addresses = try GuestRequest.parseAddresses(v)
+        }
+        if let v = a.value("--gateway") {
+            guard let ip = IPv4Address(v) else { throw .usage("invalid address '\(v)' for --gateway") }
+            g.gateway = ip
+        }
+        if g.count == 0 && (g.boot != nil || a.value("--guest-ip") != nil) {
+            throw .usage("--kernel, --initrd, --image and --guest-ip need --guests N")
+        }
+        guests = g
         dryRun = a.has("--dry-run")
         json = a.has("--json")
         request = r
@@ -91,6 +126,17 @@ public struct UpCommand: KVMNetCommand {
         let outcome = try driver.up(r) { i, n, step in
             if n > 40 && (i % 64 == 0 || i == n - 1) { console.err("kvmnet: [\(i + 1)/\(n)] \(step.summary)\n") }
         }
+        if guests.count > 0 {
+            do {
+                _ = try driver.launchGuests(guests, network: r.name) { console.err("kvmnet: \($0)\n") }
+            } catch {
+                if outcome.action == .created {
+                    console.err("kvmnet: taking network \(r.name) down again: its guests did not come up\n")
+                    _ = try? driver.down(r.name, guestTimeout: 0)
+                }
+                throw error
+            }
+        }
         let status = try driver.status(r.name)
         if json {
             try console.json(StatusDocument(networks: status.map(NetworkDocument.init), action: outcome.action.rawValue))
@@ -115,15 +161,18 @@ public struct DownCommand: KVMNetCommand {
         options: [
             OptionSpec("--name", value: "NET", help: "The network (default: default)."),
             OptionSpec("--all", help: "Every network of this namespace."),
+            OptionSpec("--timeout", value: "SECONDS", help: "How long guests get to power off before they are stopped (default 5)."),
             OptionSpec("--dry-run", help: "Print what would be undone, change nothing."),
         ])
 
     public var name: NetworkName
     public var all: Bool
     public var dryRun: Bool
+    public var timeout: Int
 
     public init(_ a: ParsedArguments) throws(KVMNetError) {
         if a.has("--all") && a.value("--name") != nil { throw Self.spec.usageError("--name and --all exclude each other") }
+        timeout = try a.int("--timeout", in: 0...3600) ?? 5
         name = try a.network()
         all = a.has("--all")
         dryRun = a.has("--dry-run")
@@ -138,13 +187,14 @@ public struct DownCommand: KVMNetCommand {
         var failures: [String] = []
         for n in names {
             do {
-                let o = try driver.down(n, dryRun: dryRun)
+                let o = try driver.down(n, dryRun: dryRun, guestTimeout: Double(timeout))
                 if !o.wasUp { console.out("network \(n) is not up; nothing to do\n"); continue }
                 if dryRun {
                     console.out("# kvmnet down --name \(n): \(o.undone.count) changes to undo (dry run: nothing changed)\n")
+                    for g in o.guests { console.out("# stop guest \(g)\n") }
                     for (i, e) in o.undone.enumerated() { console.out("# \(i + 1). undo: \(e.summary)\n") }
                 } else {
-                    console.out("network \(n) is down (\(o.undone.count) changes undone)\n")
+                    console.out("network \(n) is down (\(o.guests.isEmpty ? "" : "\(o.guests.count) guest(s) stopped, ")\(o.undone.count) changes undone)\n")
                 }
                 for k in o.handedOver {
                     console.err("kvmnet: \(k) left as it is: another kvmnet network still needs it\n")
@@ -211,4 +261,8 @@ func render(_ s: NetworkStatus) -> String {
         for d in s.drift { out += "    - \(d)\n" }
     }
     return out
+}
+
+func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }

@@ -14,6 +14,8 @@ public enum LiveHost {
                                   namespace: ns, canAdministerNetwork: Capabilities.canAdministerNetwork(), log: log)
         env.pendingSignal = pendingSignal
         env.userID = userID
+        env.guests = QemuGuests()
+        env.stateDir = stateDir
         return env
     }
 

@@ -21,6 +21,12 @@ public final class PosixCommandRunner: CommandRunner {
     }
 
     public func run(_ argv: [String], stdin input: String?) throws -> CommandResult {
+        try run(argv, stdin: input, passStderr: false)
+    }
+
+    /// - Parameter passStderr: the child writes straight to this process's stderr (progress of
+    ///   long jobs); the result's stderr is then empty.
+    public func run(_ argv: [String], stdin input: String?, passStderr: Bool) throws -> CommandResult {
         guard let path = which(argv[0]) else {
             throw HostError.notFound("\(argv[0]): command not found")
         }
@@ -34,7 +40,7 @@ public final class PosixCommandRunner: CommandRunner {
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_adddup2(&actions, inPipe[0], 0)
         posix_spawn_file_actions_adddup2(&actions, outPipe[1], 1)
-        posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2)
+        if !passStderr { posix_spawn_file_actions_adddup2(&actions, errPipe[1], 2) }
         var attr = posix_spawnattr_t()
         posix_spawnattr_init(&attr)
         defer { posix_spawnattr_destroy(&attr) }
@@ -61,7 +67,8 @@ public final class PosixCommandRunner: CommandRunner {
         if bytes.isEmpty { close(inFD); inFD = -1 }
         _ = fcntl(inPipe[1], F_SETFL, O_NONBLOCK)
         var out: [UInt8] = [], err: [UInt8] = []
-        var open = [outPipe[0], errPipe[0]]
+        var open = [outPipe[0]]
+        if passStderr { close(errPipe[0]) } else { open.append(errPipe[0]) }
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty || inFD >= 0 {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }

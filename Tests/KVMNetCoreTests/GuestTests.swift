@@ -1,0 +1,138 @@
+import Testing
+import KVMNetTestSupport
+@testable import KVMNetCore
+
+@Suite struct GuestTests {
+    static let ns = NamespaceIdentity(name: "host", inode: 1, isRoot: false)
+
+    func spec(_ model: NetworkModel, on host: FakeHost = FakeHost.sandbox()) throws -> NetworkSpec {
+        var r = UpRequest(model: model)
+        if model == .bridged { r.uplink = try InterfaceName("eth0") }
+        return try NetworkDriver(env: host.environment).plan(r).0
+    }
+
+    @Test func seedAddressesPerModel() throws {
+        let iso = try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.isolated), namespace: Self.ns, lanGateway: nil, lanPrefix: nil)
+        #expect(iso.map { $0.address!.description } == ["10.0.1.1/24", "10.0.1.2/24"])
+        #expect(iso.allSatisfy { $0.gateway == nil })
+        #expect(iso.map(\.name) == ["guest01", "guest02"])
+        #expect(iso.map(\.tap) == ["vif1.0", "vif2.0"])
+        let nat = try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.nat), namespace: Self.ns, lanGateway: nil, lanPrefix: nil)
+        #expect(nat.map { $0.address!.description } == ["192.168.1.1/24", "192.168.1.2/24"])
+        #expect(nat.allSatisfy { $0.gateway?.description == "192.168.1.254" })
+        var b = GuestRequest(count: 2)
+        b.addresses = try GuestRequest.parseAddresses("10.241.96.90-10.241.96.99")
+        let br = try GuestPlanner.guests(b, spec: spec(.bridged), namespace: Self.ns,
+                                         lanGateway: IPv4Address("10.241.96.1"), lanPrefix: 24)
+        #expect(br.map { $0.address!.description } == ["10.241.96.90/24", "10.241.96.91/24"])
+        #expect(br.allSatisfy { $0.gateway?.description == "10.241.96.1" })
+    }
+
+    @Test func bridgedGuestsNeedAddresses() throws {
+        #expect(throws: KVMNetError.self) {
+            try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.bridged), namespace: Self.ns, lanGateway: nil, lanPrefix: 24)
+        }
+        #expect(throws: KVMNetError.self) { try GuestRequest.parseAddresses("10.0.0.9-10.0.0.1") }
+        #expect(throws: KVMNetError.self) { try GuestRequest.parseAddresses("10.0.0.1,banana") }
+        #expect(try GuestRequest.parseAddresses("10.0.0.1,10.0.0.5").count == 2)
+    }
+
+    @Test func macsAreDistinctStableAndNeverQemusDefault() throws {
+        let a = (1...64).map { GuestPlanner.mac(network: .default, namespace: Self.ns, index: $0) }
+        #expect(Set(a).count == 64)
+        #expect(a.allSatisfy { $0.isLocallyAdministered && !$0.isMulticast && $0.description != "52:54:00:12:34:56" })
+        #expect(a == (1...64).map { GuestPlanner.mac(network: .default, namespace: Self.ns, index: $0) })
+    }
+
+    @Test func qemuArgvAndHooksAreGolden() throws {
+        let g = try GuestPlanner.guests(GuestRequest(count: 1), spec: spec(.nat), namespace: Self.ns, lanGateway: nil, lanPrefix: nil)[0]
+        let paths = GuestPaths(folder: "/run/kvmnet/default")
+        let argv = QemuCommand.argv(qemu: "qemu-system-x86_64", guest: g, boot: .kernel(kernel: "/g/vmlinuz", initrd: "/g/initrd.img"),
+                                    memoryMiB: 128, cpus: 1, kvm: false, paths: paths)
+        let hooks = QemuCommand.hookScript(action: "ifup", kvmnet: "/usr/local/bin/kvmnet", stateDir: "/run/kvmnet", network: .default)
+            + QemuCommand.hookScript(action: "ifdown", kvmnet: "/opt/it's here/kvmnet", stateDir: "/run/kvmnet", network: .default)
+        let text = argv.joined(separator: "\n") + "\n----\n" + hooks
+        if let diff = Golden.check(text, "qemu/guest01-nat.txt") { Issue.record(Comment(rawValue: diff)) }
+        #expect(argv.contains("tap,id=net0,ifname=vif1.0,script=/run/kvmnet/default/qemu-ifup,downscript=/run/kvmnet/default/qemu-ifdown"))
+    }
+
+    @Test func upWithGuestsThenDownStopsThem() throws {
+        let host = FakeHost.sandbox()
+        let guests = FakeGuests()
+        let env = host.environment(guests: guests)
+        let before = host.snapshot()
+        let driver = NetworkDriver(env: env)
+        _ = try driver.up(UpRequest(model: .nat))
+        #expect(guests.files["/run/kvmnet/netns-test/default/qemu-ifup"]?.contains("hook ifup \"$1\" --name default") == true)
+        let launched = try driver.launchGuests(GuestRequest(count: 2), network: .default) { _ in }
+        #expect(launched.count == 2 && launched.allSatisfy { $0.pid != nil })
+        #expect(guests.processes.count == 2)
+        let again = try driver.launchGuests(GuestRequest(count: 2), network: .default) { _ in }
+        #expect(again == launched, "a second up restarted running guests")
+        guests.ignorePowerdown = ["guest02"]
+        let down = try driver.down(.default, guestTimeout: 1)
+        #expect(down.guests == ["guest01", "guest02"])
+        #expect(guests.processes.isEmpty, "a qemu process survived down")
+        #expect(host.snapshot() == before)
+    }
+
+    @Test func aGuestThatNeverBootsFailsNamingIt() throws {
+        let host = FakeHost.sandbox()
+        let guests = FakeGuests()
+        guests.neverReady = ["guest02"]
+        let driver = NetworkDriver(env: host.environment(guests: guests))
+        _ = try driver.up(UpRequest(model: .isolated))
+        do {
+            _ = try driver.launchGuests(GuestRequest(count: 2), network: .default, bootTimeout: 5) { _ in }
+            Issue.record("no failure")
+        } catch let e as KVMNetError {
+            #expect(e.description.contains("guest02 did not come up within 5 s"))
+            #expect(e.description.contains("booting"))
+        }
+        #expect(guests.processes.isEmpty, "the guests it started are stopped again")
+        #expect(try host.load(.default)?.guests == nil)
+    }
+
+    @Test(arguments: NetworkModel.allCases)
+    func verifyExpectsTheSeedsTable(_ model: NetworkModel) throws {
+        let s = try spec(model)
+        var req = GuestRequest(count: 2)
+        if model == .bridged { req.addresses = try GuestRequest.parseAddresses("10.241.96.90-10.241.96.91") }
+        let gs = try GuestPlanner.guests(req, spec: s, namespace: Self.ns, lanGateway: IPv4Address("10.241.96.1"), lanPrefix: 24)
+        let bridge: IPv4Address? = model == .bridged ? IPv4Address("10.241.96.176") : s.hostAddress?.address
+        let checks = VerifyPlan.checks(spec: s, guests: gs, bridgeAddress: bridge,
+                                       uplinkAddress: IPv4Address("10.241.96.176"), outside: IPv4Address("10.241.96.1"))
+        let table = checks.map { "\($0.check) \($0.target): \($0.expected.rawValue)" }.joined(separator: "\n") + "\n"
+        if let diff = Golden.check(table, "verify/\(model).txt") { Issue.record(Comment(rawValue: diff)) }
+        let expectNo = checks.filter { $0.expected == .no }.map(\.check)
+        switch model {
+        case .isolated: #expect(expectNo.count == 8)
+        case .routed, .nat: #expect(expectNo == ["guest01 → host over IPv6 link-local", "guest02 → host over IPv6 link-local"])
+        case .bridged: #expect(expectNo.isEmpty)
+        }
+    }
+
+    @Test func hookAttachesOnlyTaps() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(UpRequest(model: .nat))
+        host.addLink("vif7.0", kind: "tun", mtu: 1400)
+        try driver.hookUp(tap: "vif7.0", network: .default)
+        let tap = host.linkTable.first { $0.name == "vif7.0" }!
+        #expect(tap.isUp && tap.mtu == 1500 && tap.masterIndex == host.linkTable.first { $0.name == "br-in" }!.index)
+        #expect(try host.load(.default)?.hookTaps == ["vif7.0"])
+        #expect { try driver.hookUp(tap: "vif9.0", network: .default) } throws: {
+            ($0 as? KVMNetError)?.description.contains("tap vif9.0 does not exist") == true
+        }
+        #expect { try driver.hookUp(tap: "eth0", network: .default) } throws: {
+            ($0 as? KVMNetError)?.description.contains("eth0 is a veth interface, not a tap") == true
+        }
+        try driver.hookDown(tap: "vif7.0", network: .default)
+        #expect(host.linkTable.first { $0.name == "vif7.0" }!.masterIndex == 0)
+        #expect(try host.load(.default)?.hookTaps == [])
+        var unprivileged = host.environment
+        unprivileged.canAdministerNetwork = false
+        try NetworkDriver(env: unprivileged).hookDown(tap: "vif7.0", network: .default)
+        #expect(host.log.last?.contains("no CAP_NET_ADMIN") == true)
+    }
+}
