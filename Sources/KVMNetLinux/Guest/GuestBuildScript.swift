@@ -90,6 +90,8 @@ fi
 
 # ---- build in a temporary folder next to the final one ------------------------------------
 mkdir -p "$cache_base" || die "cannot create $cache_base"
+# Leftovers of builds killed with SIGKILL (a live build takes seconds, not an hour).
+find "$cache_base" -mindepth 1 -maxdepth 1 -name '.build.*' -mmin +60 -exec rm -rf {} + 2>/dev/null || true
 tmp=$(mktemp -d "$cache_base/.build.XXXXXX") || die "cannot create a temporary folder in $cache_base"
 cleanup() { rm -rf "$tmp"; }
 trap cleanup EXIT
