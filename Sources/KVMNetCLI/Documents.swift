@@ -36,6 +36,11 @@ struct NetworkDocument: Encodable {
     var sysctls: [Sysctl]
     var complete: Bool
     var drift: [String]
+    var guests: [Guest]
+
+    struct Guest: Encodable {
+        var name: String, pid: Int32?, running: Bool, mac: String, tap: String, address: String?, gateway: String?, accel: String
+    }
 
     init(_ s: NetworkStatus) {
         let spec = s.record.spec
@@ -58,5 +63,9 @@ struct NetworkDocument: Encodable {
         }
         complete = s.record.complete
         drift = s.drift
+        guests = s.guests.map { g, alive in
+            Guest(name: g.spec.name, pid: g.pid, running: alive, mac: g.spec.mac.description, tap: g.spec.tap,
+                  address: g.spec.address?.description, gateway: g.spec.gateway?.description, accel: g.accel)
+        }
     }
 }

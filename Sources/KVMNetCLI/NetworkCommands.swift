@@ -256,6 +256,10 @@ func render(_ s: NetworkStatus) -> String {
         if case .changedSysctl(let k, let p, let v) = e { return "\(k)=\(v) (was \(p))" } else { return nil }
     }
     line("sysctls", sysctls.isEmpty ? "none changed" : sysctls.joined(separator: " "))
+    for (g, alive) in s.guests {
+        line(g.spec.name, "\(alive ? "running" : "NOT RUNNING") pid \(g.pid.map(String.init) ?? "-") mac \(g.spec.mac) tap \(g.spec.tap) "
+             + "address \(g.spec.address.map { "\($0)" } ?? "none") (\(g.accel))")
+    }
     if s.drift.isEmpty { line("state", "ok: the kernel matches the record") } else {
         line("state", "DRIFT")
         for d in s.drift { out += "    - \(d)\n" }

@@ -33,6 +33,10 @@ struct Sandbox {
         try sh("ip", "-n", outside, "addr", "add", "10.241.96.1/24", "dev", "lan0")
         try sh("ip", "-n", outside, "link", "set", "lan0", "up")
         try sh("ip", "-n", host, "route", "add", "default", "via", "10.241.96.1", "dev", "eth0")
+        // Let IPv6 duplicate address detection settle, as it has on any real host.
+        for _ in 0..<50 where !(try sh("ip", "-n", host, "-6", "addr", "show", "tentative")).isEmpty {
+            usleep(100_000)
+        }
     }
 
     func destroy() {

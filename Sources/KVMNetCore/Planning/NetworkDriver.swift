@@ -154,7 +154,11 @@ public final class NetworkDriver {
         if records.isEmpty { return [] }
         let host = try observe()
         let ipt = try Iptables(env.commands).save()
-        return records.map { NetworkStatus(record: $0, host: host, iptables: ipt, sysctl: env.sysctl, namespace: env.namespace) }
+        let running: (GuestRecord) -> Bool = { [env] g in
+            guard let pid = g.pid, let st = g.startTime, let control = env.guests else { return false }
+            return control.startTime(of: pid) == st
+        }
+        return records.map { NetworkStatus(record: $0, host: host, iptables: ipt, sysctl: env.sysctl, namespace: env.namespace, running: running) }
     }
 }
 
@@ -165,9 +169,13 @@ public struct NetworkStatus: Sendable {
     public var ports: [String]
     public var drift: [String]
     public var forwarding: String?
+    /// Guests with whether their process still runs.
+    public var guests: [(GuestRecord, Bool)]
 
-    init(record: NetworkRecord, host: HostObservation, iptables: IptablesState, sysctl: any SysctlStore, namespace: NamespaceIdentity) {
+    init(record: NetworkRecord, host: HostObservation, iptables: IptablesState, sysctl: any SysctlStore,
+         namespace: NamespaceIdentity, running: (GuestRecord) -> Bool) {
         self.record = record
+        guests = (record.guests ?? []).map { ($0, running($0)) }
         let spec = record.spec
         let br = spec.bridge.rawValue
         addresses = host.addresses.filter { $0.interface == br }
@@ -215,6 +223,7 @@ public struct NetworkStatus: Sendable {
            !record.journal.contains(where: { if case .changedSysctl = $0 { return true } else { return false } }) {
             drift.append("net.ipv4.ip_forward is \(forwarding ?? "unknown"): the \(spec.model) model needs 1")
         }
+        for (g, alive) in guests where !alive { drift.append("guest \(g.spec.name) is not running") }
         self.drift = drift
     }
 }

@@ -1,0 +1,26 @@
+#!/usr/bin/env bash
+# The whole test suite: installs what is missing, builds, runs every unit and namespace test
+# (swift test), builds the default guest, and runs the end-to-end test with real qemu guests
+# for all four models. Needs root: the tests create network namespaces (never touching the
+# machine's own network).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+t0=$SECONDS
+Scripts/setup.sh
+echo "test: building" >&2
+swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2 || true
+swift build --build-tests >/dev/null
+echo "test: swift test" >&2
+swift test --skip-build 2>&1 | tee /tmp/kvmnet-swift-test.log | grep -E '✘|error|Test run|Executed' || true
+if grep -q '✘' /tmp/kvmnet-swift-test.log || ! grep -q 'Test run with .* passed' /tmp/kvmnet-swift-test.log; then
+  grep -E '✘' /tmp/kvmnet-swift-test.log | head -40 >&2
+  echo "test: swift test failed" >&2
+  exit 1
+fi
+units=$(grep -oE 'Test run with [0-9]+ tests' /tmp/kvmnet-swift-test.log | grep -oE '[0-9]+')
+echo "test: building the default guest" >&2
+Scripts/build-guest.sh >/dev/null
+echo "test: end to end" >&2
+Scripts/e2e.sh
+echo "test: done in $((SECONDS - t0)) s"
+echo "test: $((units + 4)) passed, 0 failed"
