@@ -8,8 +8,11 @@ cd "$(dirname "$0")/.."
 t0=$SECONDS
 Scripts/setup.sh
 echo "test: building" >&2
-swift build --build-tests 2>&1 | grep -Ev '^\[[0-9]+/[0-9]+\]' >&2 || true
-swift build --build-tests >/dev/null
+if ! swift build --build-tests >/tmp/kvmnet-build.log 2>&1; then
+  grep -E 'error|warning: unre' /tmp/kvmnet-build.log | head -40 >&2
+  echo "test: the build failed (full log: /tmp/kvmnet-build.log)" >&2
+  exit 1
+fi
 echo "test: swift test" >&2
 swift test --skip-build 2>&1 | tee /tmp/kvmnet-swift-test.log | grep -E '✘|error|Test run|Executed' || true
 if grep -q '✘' /tmp/kvmnet-swift-test.log || ! grep -q 'Test run with .* passed' /tmp/kvmnet-swift-test.log; then
