@@ -14,7 +14,7 @@ if ! swift build --build-tests >/tmp/kvmnet-build.log 2>&1; then
   exit 1
 fi
 echo "test: swift test" >&2
-swift test --skip-build 2>&1 | tee /tmp/kvmnet-swift-test.log | grep -E '✘|error|Test run|Executed' || true
+swift test --skip-build 2>&1 | tee /tmp/kvmnet-swift-test.log | grep -E '^✘|^✔ Test run|^✘ Test run|error:' || true
 if grep -q '✘' /tmp/kvmnet-swift-test.log || ! grep -q 'Test run with .* passed' /tmp/kvmnet-swift-test.log; then
   grep -E '✘' /tmp/kvmnet-swift-test.log | head -40 >&2
   echo "test: swift test failed" >&2

@@ -63,8 +63,12 @@ public enum VerifyPlan {
     /// The shell line a guest runs for a check: exit 0 when the target answers.
     public static func guestCommand(_ c: VerifyCheck) -> String {
         if c.target.hasPrefix("fe80:") {
-            let parts = c.target.split(separator: "%")
-            return "ping -6 -c 1 -W 2 -I \(parts.count > 1 ? parts[1] : "eth0") \(parts[0]) >/dev/null 2>&1"
+            // A guest that just booted gets its own link-local address only once the link is
+            // ready, and then runs duplicate address detection on it (flag 0x40 in
+            // /proc/net/if_inet6): wait for a usable one, up to 5 s.
+            let dev = c.target.split(separator: "%").last ?? "eth0"
+            return "for i in $(seq 50); do grep -Eq ' [0-38-9ab][0-9a-f] +\(dev)$' /proc/net/if_inet6 && break; sleep 0.1; done; "
+                + "ping -6 -c 1 -W 2 \(c.target) >/dev/null 2>&1"
         }
         return "ping -c 1 -W 2 \(c.target) >/dev/null 2>&1"
     }
