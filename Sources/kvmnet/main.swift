@@ -48,8 +48,14 @@ if let ns = invocation.global.netns {
 }
 
 // 4. Ctrl-C and SIGTERM during `up` roll back and exit 130/143.
+//    A parent may have blocked them (signal masks are inherited): unblock them first.
 signal(SIGINT) { pendingSignal.store($0, ordering: .relaxed) }
 signal(SIGTERM) { pendingSignal.store($0, ordering: .relaxed) }
+var interruptSignals = sigset_t()
+sigemptyset(&interruptSignals)
+sigaddset(&interruptSignals, SIGINT)
+sigaddset(&interruptSignals, SIGTERM)
+sigprocmask(SIG_UNBLOCK, &interruptSignals, nil)
 
 let env: HostEnvironment
 do {

@@ -169,6 +169,95 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(twice.status == 0 && twice.stdout.contains("not up"))
     }
 
+    /// The uplink's global IPv6 address and IPv6 default route move to the bridge and come back.
+    @Test(needsRootAndBinary) func bridgedMovesIPv6AndPutsItBack() throws {
+        let s = try Sandbox("v6")
+        defer { s.destroy() }
+        _ = try s.inHost("ip", "-6", "addr", "add", "2001:db8::176/64", "dev", "eth0", "nodad")
+        _ = try s.inHost("ip", "-6", "route", "add", "default", "via", "2001:db8::1", "dev", "eth0", "metric", "1024")
+        let before = try s.snapshot()
+        let up = try s.kvmnet("up", "bridged", "--uplink", "eth0")
+        #expect(up.status == 0, "\(up.stderr)")
+        #expect(try s.inHost("ip", "-6", "addr", "show", "dev", "br-in").contains("2001:db8::176/64"))
+        #expect(try s.inHost("ip", "-6", "route").contains("default via 2001:db8::1 dev br-in"))
+        #expect(!(try s.inHost("ip", "-6", "addr", "show", "dev", "eth0")).contains("2001:db8::176"))
+        #expect(try s.kvmnet("down").status == 0)
+        #expect(try s.snapshot() == before)
+    }
+
+    @Test(needsRootAndBinary) func aDHCPLeasedUplinkNeedsForce() throws {
+        let s = try Sandbox("dhcp")
+        defer { s.destroy() }
+        _ = try s.inHost("ip", "addr", "flush", "dev", "eth0")
+        _ = try s.inHost("ip", "addr", "add", "10.241.96.176/24", "dev", "eth0", "valid_lft", "3600", "preferred_lft", "3600")
+        _ = try s.inHost("ip", "route", "replace", "default", "via", "10.241.96.1", "dev", "eth0")
+        let before = try s.snapshot()
+        let refused = try s.kvmnet("up", "bridged")
+        #expect(refused.status == 1)
+        #expect(refused.stderr.contains("DHCP") && refused.stderr.contains("--force"), "\(refused.stderr)")
+        #expect(try s.snapshot() == before)
+        let forced = try s.kvmnet("up", "bridged", "--force")
+        #expect(forced.status == 0, "\(forced.stderr)")
+        #expect(try s.kvmnet("down").status == 0)
+    }
+
+    /// SIGTERM in the middle of a long `up` rolls back and exits 143; SIGKILL leaves a record
+    /// from which `down` removes everything.
+    @Test(needsRootAndBinary) func signalsDuringUp() throws {
+        let s = try Sandbox("sig")
+        defer { s.destroy() }
+        let before = try s.snapshot()
+        for (sig, expected) in [(SIGTERM, Int32(143)), (SIGKILL, Int32(128 + 9))] {
+            var pid: pid_t = 0
+            let argv = [Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir, "up", "nat", "--taps", "600"]
+            let cArgs = argv.map { strdup($0) } + [nil]
+            defer { cArgs.forEach { free($0) } }
+            #expect(posix_spawn(&pid, Sandbox.binary, nil, nil, cArgs, environ) == 0)
+            // Wait until the bridge exists, so the signal lands in the middle of the work.
+            for _ in 0..<200 {
+                if (try? s.inHost("ip", "link", "show", "vif3.0")) != nil { break }
+                usleep(10_000)
+            }
+            kill(pid, sig)
+            var status: Int32 = 0
+            waitpid(pid, &status, 0)
+            let code = (status & 0x7f) == 0 ? (status >> 8) & 0xff : 128 + (status & 0x7f)
+            #expect(code == expected, "signal \(sig): exit \(code)")
+            if sig == SIGKILL {
+                #expect(try s.kvmnet("status").status == 1, "a killed up shows as drift")
+                #expect(try s.kvmnet("down").status == 0)
+            }
+            #expect(try s.snapshot() == before, "after signal \(sig)")
+        }
+    }
+
+    /// Two `up`s at once on one network serialize: one bridge, one copy of every rule.
+    @Test(needsRootAndBinary) func concurrentUpsSerialize() throws {
+        let s = try Sandbox("conc")
+        defer { s.destroy() }
+        let before = try s.snapshot()
+        var pids: [pid_t] = []
+        for _ in 0..<4 {
+            var pid: pid_t = 0
+            let argv = [Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir, "up", "nat", "--taps", "4"]
+            let cArgs = argv.map { strdup($0) } + [nil]
+            defer { cArgs.forEach { free($0) } }
+            posix_spawn(&pid, Sandbox.binary, nil, nil, cArgs, environ)
+            pids.append(pid)
+        }
+        for p in pids {
+            var status: Int32 = 0
+            waitpid(p, &status, 0)
+            #expect(status == 0)
+        }
+        let save = try s.inHost("iptables-save")
+        #expect(save.components(separatedBy: "-j KVMNET-FWD-DEFAULT").count == 2, "one jump from FORWARD")
+        #expect(save.components(separatedBy: "-j MASQUERADE").count == 2, "one MASQUERADE rule")
+        #expect(try s.inHost("ip", "-o", "link", "show", "type", "bridge").split(separator: "\n").count == 1)
+        #expect(try s.kvmnet("down").status == 0)
+        #expect(try s.snapshot() == before)
+    }
+
     func checkKernel(_ s: Sandbox, _ model: NetworkModel) throws {
         let json = try s.inHost("ip", "-d", "-j", "link", "show", "br-in")
         let link = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first)
