@@ -46,6 +46,12 @@ run_model() {
   kv status || { say "$model: status shows drift"; ok=1; }
   kv verify || { say "$model: verify failed"; ok=1; }
 
+  # exec: the command's own status comes back; a missing guest is 125, like docker exec.
+  local st=0; kv exec guest01 -- sh -c 'hostname; exit 3' >/dev/null || st=$?
+  check "$model: exec status passes through" 3 "$st" || ok=1
+  st=0; kv exec guest09 -- true 2>/dev/null || st=$?
+  check "$model: exec on a missing guest" 125 "$st" || ok=1
+
   local g1
   case $model in
     isolated) g1=10.0.1.1 ;; routed|nat) g1=192.168.1.1 ;; bridged) g1=10.241.96.90 ;;

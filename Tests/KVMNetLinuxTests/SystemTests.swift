@@ -258,6 +258,26 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(try s.snapshot() == before)
     }
 
+    /// `--image`: each guest boots its own qcow2 overlay in the state folder; the base is never written.
+    @Test(needsRootAndBinary, .enabled(if: access("/usr/bin/qemu-img", X_OK) == 0, "needs qemu-utils"))
+    func imageGuestsUseOverlays() throws {
+        let s = try Sandbox("img")
+        defer { s.destroy() }
+        let base = s.stateDir + "-base.qcow2"
+        defer { unlink(base) }
+        try s.sh("qemu-img", "create", "-q", "-f", "qcow2", base, "16M")
+        let sum = try s.sh("sha256sum", base)
+        let up = try s.kvmnet("up", "isolated", "--guests", "1", "--image", base, "--accel", "tcg")
+        #expect(up.status == 0, "\(up.stderr)")
+        let overlay = s.stateDir + "/netns-\(s.host)/default/guest01.qcow2"
+        let info = try s.sh("qemu-img", "info", "--output=json", "-U", overlay)
+        #expect(info.contains("\"backing-filename\": \"\(base)\""), "\(info)")
+        #expect(try s.kvmnet("status").stdout.contains("guest01   running"))
+        #expect(try s.kvmnet("down", "--timeout", "0").status == 0)
+        #expect(access(overlay, F_OK) != 0, "down removes the overlay")
+        #expect(try s.sh("sha256sum", base) == sum, "the base image was written")
+    }
+
     func checkKernel(_ s: Sandbox, _ model: NetworkModel) throws {
         let json = try s.inHost("ip", "-d", "-j", "link", "show", "br-in")
         let link = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first)
