@@ -134,6 +134,9 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
         let tag = String(UInt32.random(in: 0...UInt32.max), radix: 16)
         var synced = false
         for attempt in 0..<20 {
+            // Ctrl-C first on a retry: it clears a half-typed line, an open quote or a command
+            // left running by an earlier call that timed out.
+            if attempt > 0 { try s.send("\u{03}") }
             try s.send("echo KVMNET_SYNC''_\(tag)_\(attempt)\n")
             let want = Array("KVMNET_SYNC_\(tag)_\(attempt)".utf8)
             if s.read(until: Clock.now() + 1.5, { $0.find(want) }) != nil { synced = true; break }

@@ -141,9 +141,11 @@ extension NetworkDriver {
                 g.sleep(seconds: 0.05)
             }
         }
-        if timeout > 0 {
+        // A power-button press before the guest's acpid runs is lost: press again every second.
+        let t0 = g.now()
+        while timeout > 0, !running.isEmpty, g.now() - t0 < timeout {
             for r in running { try? g.qmp(socket: paths.qmp(r.spec.name), command: "system_powerdown") }
-            wait(timeout)
+            wait(min(1, timeout - (g.now() - t0)))
         }
         for r in running { try? g.qmp(socket: paths.qmp(r.spec.name), command: "quit") }
         wait(2)
