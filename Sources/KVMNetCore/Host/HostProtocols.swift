@@ -97,6 +97,8 @@ public struct HostEnvironment {
     public var guests: (any GuestControl)? = nil
     /// The state folder given on the command line, pinned into generated hooks.
     public var stateDir: String = "/run/kvmnet"
+    /// Saved network definitions; nil where there is no config folder.
+    public var definitions: (any DefinitionStore)? = nil
 
     public init(links: any LinkControl, sysctl: any SysctlStore, commands: any CommandRunner,
                 probe: any InterfaceProbe, state: any StateStore, namespace: NamespaceIdentity,
