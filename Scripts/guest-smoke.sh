@@ -102,32 +102,38 @@ def read_until(s, buf, pattern, deadline):
         buf += chunk
 
 def serial_exec(path, timeout, command):
-    if "\n" in command or len(command) > 900:
-        sys.exit("console: the command must be one line of at most 900 bytes")
     tag = os.urandom(4).hex()
+    line = ("echo KVMNET_BEGIN''_{t}; ( {c} ) </dev/null 2>&1; echo KVMNET_END''_{t}_$?\n"
+            .format(t=tag, c=command))
+    # busybox lineedit keeps at most 1023 bytes of a line and silently cuts the rest, which
+    # can leave an open quote; stay well below.
+    if "\n" in command or len(line.encode()) > 1000:
+        sys.exit("console: the command must be one line; with the markers at most 1000 bytes")
     s = connect(path)
     buf = b""
     # Sync: the shell may not be reading yet (just respawned, or still booting). Send a
     # harmless marker line until it answers; only then send the real command, once.
     # The marker is split by '' in what we type, so the tty's echo never matches it.
+    # From the second attempt on, a Ctrl-C first clears a half-typed line, an open quote or a
+    # command left running by an earlier timed-out call.
     for attempt in range(20):
+        if attempt:
+            s.sendall(b"\x03")
         s.sendall(b"echo KVMNET_SYNC''_%s_%d\n" % (tag.encode(), attempt))
-        m, buf = read_until(s, buf, re.compile(rb"KVMNET_SYNC_%s_%d" % (tag.encode(), attempt)),
+        m, buf = read_until(s, buf, re.compile(rb"KVMNET_SYNC_%s_%d\r?\n" % (tag.encode(), attempt)),
                             time.monotonic() + 1.5)
         if m:
             break
     else:
         sys.exit("console: no answer from the shell on %s" % path)
     buf = b""
-    line = ("echo KVMNET_BEGIN''_{t}; ( {c} ) </dev/null 2>&1; echo KVMNET_END''_{t}_$?\n"
-            .format(t=tag, c=command))
     s.sendall(line.encode())
     deadline = time.monotonic() + timeout
     begin, buf = read_until(s, buf, re.compile(rb"KVMNET_BEGIN_%s\r?\n" % tag.encode()), deadline)
     if not begin:
         sys.stderr.write("console: no begin marker\n")
         sys.exit(124)
-    end, buf = read_until(s, buf, re.compile(rb"KVMNET_END_%s_(\d+)" % tag.encode()), deadline)
+    end, buf = read_until(s, buf, re.compile(rb"KVMNET_END_%s_(\d+)\r?\n" % tag.encode()), deadline)
     if not end:
         sys.stdout.write(buf[begin.end():].decode(errors="replace").replace("\r", ""))
         sys.stderr.write("console: timed out after %ss\n" % timeout)
@@ -249,13 +255,19 @@ check_exec 0 guest01 "cat /sys/class/net/eth0/mtu; ip -4 addr show dev eth0 | gr
 check_exec 0 guest01 "ping -c1 -W2 192.168.77.2"
 check_exec 1 guest01 "ping -c1 -W1 192.168.77.99 >/dev/null"
 check_exec 3 guest01 "echo 'no newline at the end'; printf x; exit 3"
-long=$(printf '%0600d' 0)
+long=$(printf '%0900d' 0)
 check_exec 0 guest01 "echo $long | wc -c"
-[ "$last_out" = 601 ] || die "a 600-character argument came back as $last_out characters"
+[ "$last_out" = 901 ] || die "a 900-character argument came back as $last_out characters"
 # The console shell exits; init respawns it and the next exec syncs with the new shell.
 console send "$work/guest01/serial.sock" "exit"
-check_exec 0 guest01 "wget -qO- http://192.168.77.2/"
+check_exec 0 guest01 "hostname"
 [ "$(grep -ac 'built-in shell (ash)' "$work/guest01.serial.log")" -ge 2 ] || die "guest01's console shell was not respawned"
+# A line that busybox would cut (leaving the open quote of the end marker) must be refused...
+console exec "$work/guest01/serial.sock" 5 "echo $(printf '%01000d' 0)" >/dev/null 2>&1 \
+  && die "console.py accepted a line longer than busybox keeps"
+# ...and one typed anyway is recovered from by the Ctrl-C of the next sync.
+console send "$work/guest01/serial.sock" "echo '$(printf '%01100d' 0)'"
+check_exec 0 guest01 "wget -qO- http://192.168.77.2/"
 [ "$last_out" = guest02 ] || die "guest02's page seen from guest01 is '$last_out'"
 
 # ---- 6. guest02's page from the namespace's host side ------------------------------------

@@ -9,6 +9,7 @@ packages=(
   qemu-system-x86 qemu-utils                 # guests
   busybox-static cpio kmod zstd              # building the default guest
   procps util-linux tcpdump                  # tests: pgrep, setpriv/unshare, captures
+  python3                                    # tests: serial console and QMP I/O in guest-smoke.sh
 )
 
 missing=()

@@ -58,7 +58,8 @@ busybox_version=$(dpkg-query -W -f='${Version}' busybox-static 2>/dev/null || tr
 
 script_file=${BASH_SOURCE[0]:-}
 [ -n "$script_file" ] && [ -f "$script_file" ] || die "run this script from a file (bash FILE CACHE_BASE), not from stdin"
-script_hash=$(sha256sum <"$script_file" | cut -c1-12)
+# Trailing newlines are left out, so writing `text` with or without a final "\n" gives one key.
+script_hash=$(printf '%s' "$(cat "$script_file")" | sha256sum | cut -c1-12)
 
 # ---- which kernel --------------------------------------------------------------------------
 resolve_kernel() {
