@@ -37,6 +37,10 @@ struct NetworkDocument: Encodable {
     var complete: Bool
     var drift: [String]
     var guests: [Guest]
+    var hookTaps: [HookTap]
+    var lazy: Bool
+
+    struct HookTap: Encodable { var name: String; var present: Bool }
 
     struct Guest: Encodable {
         var name: String, pid: Int32?, running: Bool, mac: String, tap: String, address: String?, gateway: String?, accel: String
@@ -63,6 +67,8 @@ struct NetworkDocument: Encodable {
         }
         complete = s.record.complete
         drift = s.drift
+        hookTaps = s.hookTaps.map { HookTap(name: $0.0, present: $0.1) }
+        lazy = s.record.lazy ?? false
         guests = s.guests.map { g, alive in
             Guest(name: g.spec.name, pid: g.pid, running: alive, mac: g.spec.mac.description, tap: g.spec.tap,
                   address: g.spec.address?.description, gateway: g.spec.gateway?.description, accel: g.accel)

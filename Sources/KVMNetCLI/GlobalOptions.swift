@@ -4,10 +4,12 @@ import KVMNetCore
 public struct GlobalOptions: Equatable, Sendable {
     public var netns: String?
     public var stateDir: String?
+    public var configDir: String?
 
     public static let options = [
         OptionSpec("--netns", value: "NAME", help: "Do all the work inside the network namespace /run/netns/NAME."),
         OptionSpec("--state-dir", value: "DIR", help: "Where network records live (env KVMNET_STATE_DIR; default /run/kvmnet)."),
+        OptionSpec("--config-dir", value: "DIR", help: "Where definitions live (env KVMNET_CONFIG_DIR; default /etc/kvmnet)."),
     ]
 }
 
@@ -56,15 +58,25 @@ public enum KVMNetCLI {
     public static let commands: [CommandEntry] = [
         CommandEntry(UpCommand.self), CommandEntry(DownCommand.self), CommandEntry(StatusCommand.self),
         CommandEntry(ExecCommand.self), CommandEntry(ConsoleCommand.self), CommandEntry(VerifyCommand.self),
-        CommandEntry(GuestBuildCommand.self), CommandEntry(HookCommand.self),
+        CommandEntry(GuestBuildCommand.self), CommandEntry(DefineCommand.self), CommandEntry(UndefineCommand.self),
+        CommandEntry(HookCommand.self), CommandEntry(HooksCommand.self),
     ]
+
+    /// `kvmnet-ifup TAP` and `kvmnet-ifdown TAP` (links to kvmnet) mean `kvmnet hook ifup|ifdown TAP`.
+    public static func rewrite(argv0: String, _ args: [String]) -> [String] {
+        switch argv0.split(separator: "/").last.map(String.init) ?? "" {
+        case "kvmnet-ifup": return ["hook", "ifup"] + args
+        case "kvmnet-ifdown": return ["hook", "ifdown"] + args
+        default: return args
+        }
+    }
 
     public static var rootHelp: String {
         var s = """
         OVERVIEW: kvmnet turns a Linux host into a KVM/QEMU host with one of four guest network
         models (isolated, routed, nat, bridged), and takes it down again leaving the host as it found it.
 
-        USAGE: kvmnet [--netns NAME] [--state-dir DIR] COMMAND ...
+        USAGE: kvmnet [--netns NAME] [--state-dir DIR] [--config-dir DIR] COMMAND ...
 
         OPTIONS:
 
@@ -80,7 +92,8 @@ public enum KVMNetCLI {
 
     /// Parses the whole command line (without argv[0]). Pure: touches nothing.
     public static func parse(_ argv: [String], environment: [String: String] = [:]) throws -> Invocation {
-        var global = GlobalOptions(netns: nil, stateDir: environment["KVMNET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 })
+        var global = GlobalOptions(netns: nil, stateDir: environment["KVMNET_STATE_DIR"].flatMap { $0.isEmpty ? nil : $0 },
+                                   configDir: environment["KVMNET_CONFIG_DIR"].flatMap { $0.isEmpty ? nil : $0 })
         var i = 0
         while i < argv.count, argv[i].hasPrefix("-") {
             let word = argv[i]
@@ -90,7 +103,7 @@ public enum KVMNetCLI {
             var value: String? = nil
             if let eq = word.firstIndex(of: "=") { name = String(word[..<eq]); value = String(word[word.index(after: eq)...]) }
             guard GlobalOptions.options.contains(where: { $0.name == name }) else {
-                throw KVMNetError.usage("unknown option '\(name)'\nUsage: kvmnet [--netns NAME] [--state-dir DIR] COMMAND ...\n  See 'kvmnet --help'.")
+                throw KVMNetError.usage("unknown option '\(name)'\nUsage: kvmnet [--netns NAME] [--state-dir DIR] [--config-dir DIR] COMMAND ...\n  See 'kvmnet --help'.")
             }
             if value == nil {
                 i += 1
@@ -103,8 +116,10 @@ public enum KVMNetCLI {
                     throw KVMNetError.usage("invalid namespace name '\(v)': a name under /run/netns, without '/'")
                 }
                 global.netns = v
-            } else {
+            } else if name == "--state-dir" {
                 global.stateDir = value!
+            } else {
+                global.configDir = value!
             }
             i += 1
         }

@@ -1,23 +1,54 @@
 import Foundation
 import KVMNetCore
 
-/// `kvmnet up MODEL ...`
+/// The options that describe a network: shared by `up` and `define`, and the keys of a definition file.
+let networkOptions: [OptionSpec] = [
+    OptionSpec("--name", value: "NET", help: "Network name, [a-z0-9][a-z0-9-]{0,11} (default: default)."),
+    OptionSpec("--bridge", value: "IFNAME", help: "Bridge name (default: br-in for 'default', kb-NET otherwise)."),
+    OptionSpec("--subnet", value: "CIDR", help: "Guest subnet (isolated: 10.0.1.0/24; routed, nat: 192.168.1.0/24)."),
+    OptionSpec("--address", value: "IP", help: "Bridge address inside the subnet (default: 192.168.1.254, or the subnet's last host)."),
+    OptionSpec("--mtu", value: "N", help: "Bridge and tap MTU (default 1500; bridged: the uplink's)."),
+    OptionSpec("--uplink", value: "IFNAME", help: "bridged: the NIC to enslave (default: the one holding the IPv4 default route)."),
+    OptionSpec("--taps", value: "N", help: "Pre-create N persistent taps on the bridge (at most 1023 ports)."),
+    OptionSpec("--tap-owner", value: "USER", help: "Owner of the pre-created taps, a name or uid (default root)."),
+    OptionSpec("--firewall", value: "auto|iptables", help: "Firewall backend (default auto: iptables)."),
+    OptionSpec("--force", help: "bridged: accept an uplink whose address was leased by DHCP."),
+]
+
+extension ParsedArguments {
+    /// Whether any option describing the network (other than --name) was given.
+    var hasNetworkOptions: Bool { networkOptions.dropFirst().contains { values[$0.name] != nil || flags.contains($0.name) } }
+
+    /// The definition the network options describe: one validation path for the command line
+    /// and for definition files.
+    func definition(model: NetworkModel) throws(KVMNetError) -> NetworkDefinition {
+        var d = NetworkDefinition(request: UpRequest(model: model), tapOwner: value("--tap-owner"))
+        d.name = value("--name")
+        d.bridge = value("--bridge")
+        d.subnet = value("--subnet")
+        d.address = value("--address")
+        d.mtu = try int("--mtu", in: 68...65535).map(UInt32.init)
+        d.uplink = value("--uplink")
+        if let t = value("--taps") {
+            guard let n = Int(t), n >= 0 else { throw .usage("invalid value '\(t)' for --taps: expected a whole number") }
+            d.taps = n
+        }
+        d.firewall = value("--firewall")
+        d.force = has("--force") ? true : nil
+        if d.tapOwner != nil && (d.taps ?? 0) == 0 { throw .usage("--tap-owner needs --taps N") }
+        _ = try d.request()
+        return d
+    }
+}
+
+/// `kvmnet up MODEL ...`, `kvmnet up [--name NET]` (a defined network), `kvmnet up --from FILE`.
 public struct UpCommand: KVMNetCommand {
     public static let spec = CommandSpec(
         name: "up",
         abstract: "Bring a network up on this host (or repair it when it is up).",
-        arguments: [ArgumentSpec("MODEL", help: "isolated, routed, nat or bridged.")],
-        options: [
-            OptionSpec("--name", value: "NET", help: "Network name, [a-z0-9][a-z0-9-]{0,11} (default: default)."),
-            OptionSpec("--bridge", value: "IFNAME", help: "Bridge name (default: br-in for 'default', kb-NET otherwise)."),
-            OptionSpec("--subnet", value: "CIDR", help: "Guest subnet (isolated: 10.0.1.0/24; routed, nat: 192.168.1.0/24)."),
-            OptionSpec("--address", value: "IP", help: "Bridge address inside the subnet (default: 192.168.1.254, or the subnet's last host)."),
-            OptionSpec("--mtu", value: "N", help: "Bridge and tap MTU (default 1500; bridged: the uplink's)."),
-            OptionSpec("--uplink", value: "IFNAME", help: "bridged: the NIC to enslave (default: the one holding the IPv4 default route)."),
-            OptionSpec("--taps", value: "N", help: "Pre-create N persistent taps on the bridge (at most 1023 ports)."),
-            OptionSpec("--tap-owner", value: "USER", help: "Owner of the pre-created taps, a name or uid (default root)."),
-            OptionSpec("--firewall", value: "auto|iptables", help: "Firewall backend (default auto: iptables)."),
-            OptionSpec("--force", help: "bridged: accept an uplink whose address was leased by DHCP."),
+        arguments: [ArgumentSpec("MODEL", help: "isolated, routed, nat or bridged; without it, the network defined as NET.", optional: true)],
+        options: networkOptions + [
+            OptionSpec("--from", value: "FILE", help: "Bring up the network a definition file describes."),
             OptionSpec("--guests", value: "N", help: "Launch N qemu guests guest01… on the network (default 0)."),
             OptionSpec("--kernel", value: "FILE", help: "Guest kernel (with --initrd; default: the built-in default guest)."),
             OptionSpec("--initrd", value: "FILE", help: "Guest initramfs (with --kernel)."),
@@ -37,41 +68,43 @@ public struct UpCommand: KVMNetCommand {
           kvmnet up isolated --taps 2         br-in with vif1.0 and vif2.0, no host address
           kvmnet up bridged --uplink eth0     eth0 enslaved to br-in; its addresses and routes move
           kvmnet up routed --dry-run          show every change without making it
+          kvmnet up --name lab                the network saved with `kvmnet define ... --name lab`
+          kvmnet up --from Examples/nat.json  the network a definition file describes
         """)
 
-    public var request: UpRequest
+    /// Where the network's options come from.
+    public enum Source: Sendable, Equatable {
+        case options(NetworkDefinition)
+        case defined(NetworkName)
+        case file(String)
+    }
+
+    public var source: Source
     public var guests: GuestRequest
-    public var tapOwner: String?
     public var dryRun: Bool
     public var json: Bool
 
+    /// The request when the options were given on the command line (nil until run for the others).
+    public var request: UpRequest? {
+        if case .options(let d) = source { return try? d.request() }
+        return nil
+    }
+
     public init(_ a: ParsedArguments) throws(KVMNetError) {
-        var r = UpRequest(model: try NetworkModel.parse(a.positionals[0]))
-        r.name = try a.network()
-        r.bridge = try a.interface("--bridge")
-        r.uplink = try a.interface("--uplink")
-        if let s = a.value("--subnet") {
-            guard let c = CIDRv4(s) else { throw .usage("invalid subnet '\(s)': expected an IPv4 prefix such as 192.168.1.0/24") }
-            r.subnet = c
-        }
-        if let s = a.value("--address") {
-            guard let ip = IPv4Address(s) else { throw .usage("invalid address '\(s)': expected an IPv4 address such as 192.168.1.254") }
-            r.address = ip
-        }
-        r.mtu = try a.int("--mtu", in: 68...65535).map(UInt32.init)
-        if let t = a.value("--taps") {
-            guard let n = Int(t), n >= 0 else { throw .usage("invalid value '\(t)' for --taps: expected a whole number") }
-            r.taps = n
-        }
-        tapOwner = a.value("--tap-owner")
-        if tapOwner != nil && (r.taps ?? 0) == 0 { throw .usage("--tap-owner needs --taps N") }
-        if let f = a.value("--firewall") {
-            switch f {
-            case "auto", "iptables": r.firewall = .iptables
-            default: throw .usage("invalid firewall backend '\(f)': choose auto or iptables")
+        if let m = a.positionals.first {
+            if a.value("--from") != nil { throw Self.spec.usageError("MODEL and --from exclude each other") }
+            source = .options(try a.definition(model: try NetworkModel.parse(m)))
+        } else {
+            if a.hasNetworkOptions {
+                throw Self.spec.usageError("network options need a MODEL; a defined network keeps its own (change them with `kvmnet define`)")
+            }
+            if let f = a.value("--from") {
+                if a.value("--name") != nil { throw Self.spec.usageError("--from names its network itself (its \"name\" key)") }
+                source = .file(absolute(f))
+            } else {
+                source = .defined(try a.network())
             }
         }
-        r.force = a.has("--force")
         var g = GuestRequest(count: try a.int("--guests", in: 0...maxBridgePorts) ?? 0)
         let kernel = a.value("--kernel"), initrd = a.value("--initrd"), image = a.value("--image")
         if (kernel == nil) != (initrd == nil) { throw .usage("--kernel and --initrd go together") }
@@ -84,10 +117,7 @@ public struct UpCommand: KVMNetCommand {
             guard let acc = GuestRequest.Accel(rawValue: v) else { throw .usage("invalid value '\(v)' for --accel: choose auto, kvm or tcg") }
             g.accel = acc
         }
-        if let v = a.value("--guest-ip") {
-            if r.model != .bridged { throw .usage("--guest-ip is for bridged networks; the \(r.model) model numbers its guests itself") }
-            g.addresses = try GuestRequest.parseAddresses(v)
-        }
+        if let v = a.value("--guest-ip") { g.addresses = try GuestRequest.parseAddresses(v) }
         if let v = a.value("--gateway") {
             guard let ip = IPv4Address(v) else { throw .usage("invalid address '\(v)' for --gateway") }
             g.gateway = ip
@@ -98,17 +128,34 @@ public struct UpCommand: KVMNetCommand {
         guests = g
         dryRun = a.has("--dry-run")
         json = a.has("--json")
-        request = r
-        try SpecResolver.validate(r)
     }
 
     public var needsPrivilege: Bool { !dryRun }
 
+    /// The definition to bring up, from the command line, the config folder or a file.
+    func definition(_ env: HostEnvironment) throws -> NetworkDefinition {
+        switch source {
+        case .options(let d): return d
+        case .file(let f):
+            guard let store = env.definitions else { throw KVMNetError.failure("no config folder") }
+            return try store.read(file: f)
+        case .defined(let n):
+            guard let d = try env.definitions?.load(n) else {
+                throw KVMNetError.usage("network \(n) is not defined: give a MODEL (kvmnet up nat), or define it first (kvmnet define nat --name \(n))")
+            }
+            return d
+        }
+    }
+
     public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
-        var r = request
-        if let o = tapOwner {
+        let def = try definition(env)
+        var r = try def.request()
+        if let o = def.tapOwner {
             guard let uid = env.userID(o) else { throw KVMNetError.usage("unknown user '\(o)' for --tap-owner") }
             r.tapOwner = uid
+        }
+        if !guests.addresses.isEmpty && r.model != .bridged {
+            throw KVMNetError.usage("--guest-ip is for bridged networks; the \(r.model) model numbers its guests itself")
         }
         if dryRun {
             let outcome = try NetworkDriver(env: env).up(r, dryRun: true)
@@ -204,6 +251,7 @@ public struct DownCommand: KVMNetCommand {
             }
         }
         if !failures.isEmpty { throw KVMNetError.failure(failures.joined(separator: "\n")) }
+        if !dryRun { try driver.reapLazyNetworks() }
         return 0
     }
 }
@@ -256,6 +304,10 @@ func render(_ s: NetworkStatus) -> String {
         if case .changedSysctl(let k, let p, let v) = e { return "\(k)=\(v) (was \(p))" } else { return nil }
     }
     line("sysctls", sysctls.isEmpty ? "none changed" : sysctls.joined(separator: " "))
+    if !s.hookTaps.isEmpty {
+        line("hook taps", s.hookTaps.map { "\($0.0)" + ($0.1 ? "" : " (gone: its qemu exited without ifdown)") }.joined(separator: " "))
+    }
+    if s.record.lazy == true { line("lifetime", "brought up by a hook: the last ifdown takes it down") }
     for (g, alive) in s.guests {
         line(g.spec.name, "\(alive ? "running" : "NOT RUNNING") pid \(g.pid.map(String.init) ?? "-") mac \(g.spec.mac) tap \(g.spec.tap) "
              + "address \(g.spec.address.map { "\($0)" } ?? "none") (\(g.accel))")

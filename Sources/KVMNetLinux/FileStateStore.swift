@@ -72,7 +72,16 @@ public final class FileStateStore: StateStore {
         }
     }
 
+    /// How deep this process is inside `withLock` (the lock is re-entrant: a hook that brings a
+    /// lazy network up takes it again).
+    private var lockDepth = 0
+
     public func withLock<T>(_ body: () throws -> T) throws -> T {
+        if lockDepth > 0 {
+            lockDepth += 1
+            defer { lockDepth -= 1 }
+            return try body()
+        }
         try makeDirectory(namespaceDir)
         let path = namespaceDir + "/.lock"
         let fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0o600)
@@ -82,6 +91,8 @@ public final class FileStateStore: StateStore {
             if errno != EINTR { throw posixError("lock \(path)") }
         }
         defer { flock(fd, LOCK_UN) }
+        lockDepth = 1
+        defer { lockDepth = 0 }
         return try body()
     }
 

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import KVMNetCore
 
@@ -6,9 +7,11 @@ public enum LiveHost {
     /// - Parameters:
     ///   - stateDir: the state folder (`--state-dir`, `KVMNET_STATE_DIR`, default /run/kvmnet).
     ///   - pendingSignal: the SIGINT/SIGTERM received so far, if any.
-    public static func make(stateDir: String, log: @escaping (String) -> Void,
+    public static func make(stateDir: String, configDir: String, log: @escaping (String) -> Void,
                             pendingSignal: @escaping () -> Int32?) throws -> HostEnvironment {
         let ns = NetworkNamespace.currentIdentity()
+        // Hooks pin these folders: make them absolute.
+        let stateDir = absolute(stateDir), configDir = absolute(configDir)
         var env = HostEnvironment(links: try NetlinkHost(), sysctl: ProcSysctl(), commands: PosixCommandRunner(),
                                   probe: SysfsProbe(), state: FileStateStore(stateDir: stateDir, namespace: ns),
                                   namespace: ns, canAdministerNetwork: Capabilities.canAdministerNetwork(), log: log)
@@ -16,6 +19,7 @@ public enum LiveHost {
         env.userID = userID
         env.guests = QemuGuests()
         env.stateDir = stateDir
+        env.definitions = FileDefinitionStore(directory: configDir)
         return env
     }
 
@@ -25,4 +29,8 @@ public enum LiveHost {
         guard let pw = getpwnam(text) else { return nil }
         return pw.pointee.pw_uid
     }
+}
+
+func absolute(_ path: String) -> String {
+    path.hasPrefix("/") ? path : FileManager.default.currentDirectoryPath + "/" + path
 }

@@ -1,3 +1,4 @@
+import Foundation
 import Glibc
 import KVMNetCore
 
@@ -17,5 +18,26 @@ public final class SysfsProbe: InterfaceProbe {
     public func isWireless(_ name: String) -> Bool {
         guard !name.isEmpty, !name.contains("/"), name != ".", name != ".." else { return false }
         return Files.exists("\(root)/\(name)/wireless") || Files.exists("\(root)/\(name)/phy80211")
+    }
+
+    /// Scans /proc/PID/fdinfo for tun file descriptors attached to `name` (`iff:\tNAME`).
+    public func tapHolders(_ name: String) -> [(pid: Int32, command: String)] {
+        guard let procs = opendir("/proc") else { return [] }
+        defer { closedir(procs) }
+        var out: [(Int32, String)] = []
+        let want = "iff:\t\(name)\n"
+        while let e = readdir(procs) {
+            let pidText = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            guard let pid = Int32(pidText), let fds = opendir("/proc/\(pid)/fdinfo") else { continue }
+            defer { closedir(fds) }
+            while let f = readdir(fds) {
+                let fd = withUnsafeBytes(of: f.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+                guard Int(fd) != nil, let text = try? Files.read("/proc/\(pid)/fdinfo/\(fd)", "read fdinfo"), text.contains(want) else { continue }
+                let comm = (try? Files.read("/proc/\(pid)/comm", "read comm"))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
+                out.append((pid, comm))
+                break
+            }
+        }
+        return out
     }
 }

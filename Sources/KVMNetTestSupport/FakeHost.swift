@@ -54,9 +54,13 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
         return h
     }
 
+    public let definitions = FakeDefinitions()
+
     public var environment: HostEnvironment {
-        HostEnvironment(links: self, sysctl: self, commands: self, probe: self, state: self,
-                        namespace: namespace, canAdministerNetwork: true, log: { [weak self] in self?.log.append($0) })
+        var env = HostEnvironment(links: self, sysctl: self, commands: self, probe: self, state: self,
+                                  namespace: namespace, canAdministerNetwork: true, log: { [weak self] in self?.log.append($0) })
+        env.definitions = definitions
+        return env
     }
 
     @discardableResult
@@ -322,6 +326,9 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     // MARK: InterfaceProbe
 
     public func isWireless(_ name: String) -> Bool { wireless.contains(name) }
+    /// Taps a pretend process holds open.
+    public var heldTaps: [String: (Int32, String)] = [:]
+    public func tapHolders(_ name: String) -> [(pid: Int32, command: String)] { heldTaps[name].map { [$0] } ?? [] }
 
     // MARK: StateStore
 
@@ -342,5 +349,20 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 extension FakeHost {
     public func which(_ program: String) -> String? {
         iptablesInstalled || !program.hasPrefix("iptables") ? "/usr/sbin/\(program)" : nil
+    }
+}
+
+/// Definitions kept in memory.
+public final class FakeDefinitions: DefinitionStore {
+    public let directory = "/etc/kvmnet"
+    public var saved: [NetworkName: NetworkDefinition] = [:]
+    public var files: [String: Data] = [:]
+    public init() {}
+    public func load(_ network: NetworkName) throws -> NetworkDefinition? { saved[network] }
+    public func save(_ definition: NetworkDefinition, as network: NetworkName) throws { saved[network] = definition }
+    public func remove(_ network: NetworkName) throws -> Bool { saved.removeValue(forKey: network) != nil }
+    public func read(file: String) throws -> NetworkDefinition {
+        guard let d = files[file] else { throw KVMNetError.usage("cannot read the definition file \(file)") }
+        return try NetworkDefinition.parse(d, file: file)
     }
 }

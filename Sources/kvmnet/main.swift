@@ -28,7 +28,7 @@ func fail(_ e: KVMNetError) -> Never {
 // 1. Parse everything first: usage errors (64) and --help need neither root nor the host.
 let invocation: Invocation
 do {
-    invocation = try KVMNetCLI.parse(Array(CommandLine.arguments.dropFirst()),
+    invocation = try KVMNetCLI.parse(KVMNetCLI.rewrite(argv0: CommandLine.arguments[0], Array(CommandLine.arguments.dropFirst())),
                                      environment: ProcessInfo.processInfo.environment)
 } catch let e as KVMNetError {
     fail(e)
@@ -60,6 +60,7 @@ sigprocmask(SIG_UNBLOCK, &interruptSignals, nil)
 let env: HostEnvironment
 do {
     env = try LiveHost.make(stateDir: invocation.global.stateDir ?? "/run/kvmnet",
+                            configDir: invocation.global.configDir ?? "/etc/kvmnet",
                             log: { console.err("kvmnet: \($0)\n") },
                             pendingSignal: { let s = pendingSignal.load(ordering: .relaxed); return s == 0 ? nil : s })
 } catch let e as HostError {

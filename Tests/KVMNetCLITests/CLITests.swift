@@ -32,15 +32,15 @@ func kvmnet(_ args: [String], on host: FakeHost = FakeHost.sandbox()) -> (Int32,
         let inv = try KVMNetCLI.parse(["--netns", "host", "--state-dir", "/tmp/s", "up", "nat", "--name", "lab", "--bridge=br-lab",
                                        "--subnet", "10.9.0.0/24", "--address", "10.9.0.1", "--mtu", "9000", "--taps", "3",
                                        "--firewall", "iptables", "--dry-run", "--json"])
-        #expect(inv.global == GlobalOptions(netns: "host", stateDir: "/tmp/s"))
-        guard case .command(let c) = inv.action, let up = c as? UpCommand else { Issue.record("not up"); return }
-        #expect(up.request.model == .nat)
-        #expect(up.request.name.rawValue == "lab")
-        #expect(up.request.bridge?.rawValue == "br-lab")
-        #expect(up.request.subnet?.description == "10.9.0.0/24")
-        #expect(up.request.address?.description == "10.9.0.1")
-        #expect(up.request.mtu == 9000)
-        #expect(up.request.taps == 3)
+        #expect(inv.global == GlobalOptions(netns: "host", stateDir: "/tmp/s", configDir: nil))
+        guard case .command(let c) = inv.action, let up = c as? UpCommand, let r = up.request else { Issue.record("not up"); return }
+        #expect(r.model == .nat)
+        #expect(r.name.rawValue == "lab")
+        #expect(r.bridge?.rawValue == "br-lab")
+        #expect(r.subnet?.description == "10.9.0.0/24")
+        #expect(r.address?.description == "10.9.0.1")
+        #expect(r.mtu == 9000)
+        #expect(r.taps == 3)
         #expect(up.dryRun && up.json)
         #expect(!up.needsPrivilege || inv.global.netns != nil)
         #expect(inv.needsPrivilege, "--netns always needs root")
@@ -66,7 +66,9 @@ func kvmnet(_ args: [String], on host: FakeHost = FakeHost.sandbox()) -> (Int32,
         (["up", "nat", "--firewall", "pf"], "invalid firewall backend 'pf'"),
         (["up", "isolated", "--address", "10.0.1.1"], "an isolated network has no host address"),
         (["up", "nat", "--frobnicate"], "unknown option '--frobnicate'"),
-        (["up"], "missing MODEL"),
+        (["up", "--bridge", "x"], "network options need a MODEL"),
+        (["up", "nat", "--from", "x.json"], "MODEL and --from exclude each other"),
+        (["define"], "missing MODEL"),
         (["down", "--all", "--name", "x"], "--name and --all exclude each other"),
         (["fly"], "unknown command 'fly'"),
         (["--netns", "a/b", "status"], "invalid namespace name 'a/b'"),

@@ -89,12 +89,17 @@ public enum QemuCommand {
 
     /// The hook qemu runs as `script=`/`downscript=`, with the tap's name as its only argument.
     /// It pins the network and the state folder, so people can pass it to their own qemu.
-    public static func hookScript(action: String, kvmnet: String, stateDir: String, network: NetworkName) -> String {
-        """
+    /// - Parameter configDir: given for the stable hooks `define` writes, which bring the network
+    ///   up on the first ifup and take it down on the last ifdown.
+    public static func hookScript(action: String, kvmnet: String, stateDir: String, configDir: String? = nil,
+                                  network: NetworkName) -> String {
+        let writer = configDir == nil ? "kvmnet up" : "kvmnet define"
+        let config = configDir.map { " --config-dir \(shellQuote($0))" } ?? ""
+        return """
         #!/bin/sh
-        # qemu \(action == "ifup" ? "script=" : "downscript=") hook of kvmnet network \(network), written by `kvmnet up`.
+        # qemu \(action == "ifup" ? "script=" : "downscript=") hook of kvmnet network \(network), written by `\(writer)`.
         # qemu runs it with the tap's name as its only argument.
-        exec \(shellQuote(kvmnet)) --state-dir \(shellQuote(stateDir)) hook \(action) "$1" --name \(network)
+        exec \(shellQuote(kvmnet)) --state-dir \(shellQuote(stateDir))\(config) hook \(action) "$1" --name \(network)
 
         """
     }

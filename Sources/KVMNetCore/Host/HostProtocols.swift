@@ -57,6 +57,8 @@ public protocol CommandRunner: AnyObject {
 public protocol InterfaceProbe: AnyObject {
     /// True for wireless station interfaces (sysfs `wireless/` or `phy80211`), which cannot be bridged.
     func isWireless(_ name: String) -> Bool
+    /// The processes holding a tap open (`iff:` lines in /proc/PID/fdinfo), with their names.
+    func tapHolders(_ name: String) -> [(pid: Int32, command: String)]
 }
 
 /// The records of kvmnet's networks in the state folder.
@@ -99,6 +101,8 @@ public struct HostEnvironment {
     public var stateDir: String = "/run/kvmnet"
     /// Saved network definitions; nil where there is no config folder.
     public var definitions: (any DefinitionStore)? = nil
+    /// The config folder, pinned into the hooks `define` writes.
+    public var configDir: String { definitions?.directory ?? "/etc/kvmnet" }
 
     public init(links: any LinkControl, sysctl: any SysctlStore, commands: any CommandRunner,
                 probe: any InterfaceProbe, state: any StateStore, namespace: NamespaceIdentity,

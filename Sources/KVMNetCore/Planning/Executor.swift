@@ -155,7 +155,13 @@ public final class Executor {
     /// Undoes `entries` in reverse. Keeps going after a failure; returns what could not be undone.
     /// - Parameter keep: sysctl keys another network still needs (left as they are).
     public func undo(_ entries: [JournalEntry], keep: Set<String> = []) -> [String] {
-        var problems: [String] = []
+        undoReporting(entries, keep: keep).map(\.1)
+    }
+
+    /// Undoes `entries` in reverse; returns the entries that could not be undone (and stay
+    /// recorded) with the reason.
+    public func undoReporting(_ entries: [JournalEntry], keep: Set<String> = []) -> [(JournalEntry, String)] {
+        var problems: [(JournalEntry, String)] = []
         let links = env.links
         for entry in entries.reversed() {
             do {
@@ -163,7 +169,14 @@ public final class Executor {
                 case .createdLink(let name, let kind):
                     guard let l = try links.link(named: name) else { break }
                     if l.kind != kind {
-                        problems.append("\(name) is now a \(l.kind ?? "network") interface, not the \(kind) kvmnet created: left alone")
+                        env.log("\(name) is now a \(l.kind ?? "network") interface, not the \(kind) kvmnet created: left alone")
+                        break
+                    }
+                    // A tap a live process still holds (a guest on a pre-made tap) is never deleted.
+                    let holders = kind == "tun" ? env.probe.tapHolders(name) : []
+                    if !holders.isEmpty {
+                        problems.append((entry, "tap \(name) is held by " + holders.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", ")
+                                         + "; left in place: run `kvmnet down` again once that process has exited"))
                         break
                     }
                     do { try links.deleteLink(name: name) } catch HostError.notFound {}
@@ -193,7 +206,7 @@ public final class Executor {
                     try ipt.restore(iptablesRemovalScript(rec, present: try ipt.save()))
                 }
             } catch {
-                problems.append("undo \(entry.summary): \(error)")
+                problems.append((entry, "undo \(entry.summary): \(error)"))
             }
         }
         return problems

@@ -156,20 +156,70 @@ extension NetworkDriver {
         return running.map(\.spec.name)
     }
 
+    /// Writes the stable hooks of a defined network into the config folder.
+    public func writeDefinedHooks(_ network: NetworkName) throws -> (ifup: String, ifdown: String) {
+        let g = try guestControl()
+        guard let store = env.definitions else { throw KVMNetError.failure("no config folder") }
+        let folder = store.hooksFolder(network)
+        let me = g.selfPath()
+        let paths = (folder + "/qemu-ifup", folder + "/qemu-ifdown")
+        try g.writeScript(paths.0, QemuCommand.hookScript(action: "ifup", kvmnet: me, stateDir: env.stateDir,
+                                                          configDir: store.directory, network: network))
+        try g.writeScript(paths.1, QemuCommand.hookScript(action: "ifdown", kvmnet: me, stateDir: env.stateDir,
+                                                          configDir: store.directory, network: network))
+        return paths
+    }
+
+    /// Forgets hook taps that no longer exist (their qemu exited without running ifdown).
+    func pruneDeadHookTaps(_ record: inout NetworkRecord) {
+        guard let taps = record.hookTaps, !taps.isEmpty, let links = try? env.links.links() else { return }
+        let names = Set(links.map(\.name))
+        record.hookTaps = taps.filter { names.contains($0) }
+    }
+
+    /// Takes down every lazy network of this namespace whose hook taps are all gone (qemu was
+    /// killed, so ifdown never ran). Returns the networks taken down.
+    @discardableResult
+    public func reapLazyNetworks(except keep: NetworkName? = nil) throws -> [NetworkName] {
+        try env.state.withLock {
+            var reaped: [NetworkName] = []
+            for var r in try env.state.all() where r.lazy == true && r.name != keep && r.namespace.inode == env.namespace.inode {
+                pruneDeadHookTaps(&r)
+                if r.hookTaps?.isEmpty ?? true, (r.guests ?? []).isEmpty {
+                    env.log("network \(r.name) was brought up by a hook and has no taps left: taking it down")
+                    _ = try down(r.name, guestTimeout: 0)
+                    reaped.append(r.name)
+                }
+            }
+            return reaped
+        }
+    }
+
     /// `kvmnet hook ifup TAP`: the tap exists already (qemu made it): set its MTU to the bridge's,
-    /// attach it, bring it up, record it. Never creates it.
+    /// attach it, bring it up, record it. Never creates it. A network that is defined but not up
+    /// is brought up first (lazily: the last ifdown takes it down again).
     public func hookUp(tap: String, network: NetworkName) throws {
         try env.state.withLock {
-            guard var record = try env.state.load(network) else {
-                throw KVMNetError.failure("network \(network) is not up: run `kvmnet up` first")
-            }
-            try checkNamespace(record)
             guard let link = try env.links.link(named: tap) else {
                 throw KVMNetError.failure("tap \(tap) does not exist (qemu creates it before running the hook; the hook never does)")
             }
             guard link.isTap else {
                 throw KVMNetError.failure("\(tap) is a \(link.kind ?? "network") interface, not a tap: kvmnet attaches only taps")
             }
+            try reapLazyNetworks(except: network)
+            if try env.state.load(network) == nil {
+                guard let definition = try env.definitions?.load(network) else {
+                    throw KVMNetError.failure("network \(network) is neither up nor defined: run `kvmnet up` or `kvmnet define` first")
+                }
+                var request = try definition.request()
+                if let o = definition.tapOwner {
+                    guard let uid = env.userID(o) else { throw KVMNetError.usage("unknown user '\(o)' in the definition of \(network)") }
+                    request.tapOwner = uid
+                }
+                _ = try up(request, lazy: true)
+            }
+            guard var record = try env.state.load(network) else { throw KVMNetError.failure("network \(network) is not up") }
+            try checkNamespace(record)
             let bridge = record.spec.bridge.rawValue
             if link.mtu != record.spec.mtu { try env.links.setMTU(name: tap, record.spec.mtu) }
             try env.links.setMaster(name: tap, bridge: bridge)
@@ -196,6 +246,13 @@ extension NetworkDriver {
             if let taps = record.hookTaps, taps.contains(tap) {
                 record.hookTaps = taps.filter { $0 != tap }
                 try env.state.save(record)
+            }
+            // The seed's isalone_bridge: the last ifdown of a network a hook brought up takes it down.
+            if record.lazy == true {
+                pruneDeadHookTaps(&record)
+                if (record.hookTaps ?? []).filter({ $0 != tap }).isEmpty, (record.guests ?? []).isEmpty {
+                    _ = try down(network, guestTimeout: 0)
+                }
             }
         }
     }

@@ -68,7 +68,7 @@ public final class NetworkDriver {
 
     /// Brings the network up, or repairs it when it is up already.
     /// On failure the host is as before this call and the error names the failed step.
-    public func up(_ request: UpRequest, dryRun: Bool = false,
+    public func up(_ request: UpRequest, dryRun: Bool = false, lazy: Bool = false,
                    progress: (Int, Int, HostStep) -> Void = { _, _, _ in }) throws -> UpOutcome {
         if dryRun {
             let (spec, steps, _, _) = try plan(request)
@@ -78,6 +78,8 @@ public final class NetworkDriver {
             let (spec, steps, existing, host) = try plan(request)
             var record = existing ?? NetworkRecord(spec: spec, namespace: env.namespace)
             record.complete = false
+            record.lazy = lazy && (existing == nil || existing?.lazy == true) ? true : nil
+            pruneDeadHookTaps(&record)
             try env.state.save(record)
             let executor = Executor(env: env, record: record, observation: host)
             let before = record.journal.count
@@ -136,10 +138,13 @@ public final class NetworkDriver {
             record.journal.removeAll { if case .changedSysctl(let k, _, _) = $0 { return keep.contains(k) } else { return false } }
             try env.state.save(record)
             let executor = Executor(env: env, record: record, observation: HostObservation(links: [], addresses: [], routes: []))
-            let problems = executor.undo(record.journal)
+            let problems = executor.undoReporting(record.journal)
             if !problems.isEmpty {
-                throw KVMNetError.failure("down of \(name) left problems (the record is kept; run down again once fixed): "
-                    + problems.joined(separator: "; "))
+                // Keep exactly what is still there, so a later `down` finishes the job.
+                record.journal = record.journal.filter { e in problems.contains { $0.0 == e } }
+                try env.state.save(record)
+                throw KVMNetError.failure("down of \(name) is incomplete (its record keeps what is left): "
+                    + problems.map(\.1).joined(separator: "; "))
             }
             try env.state.remove(name)
             return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted(),
@@ -149,6 +154,7 @@ public final class NetworkDriver {
 
     /// The state of each recorded network and how the kernel differs from its record.
     public func status(_ name: NetworkName? = nil) throws -> [NetworkStatus] {
+        if env.canAdministerNetwork { try reapLazyNetworks() }
         var records = try env.state.all()
         if let n = name { records = records.filter { $0.name == n } }
         if records.isEmpty { return [] }
@@ -171,11 +177,14 @@ public struct NetworkStatus: Sendable {
     public var forwarding: String?
     /// Guests with whether their process still runs.
     public var guests: [(GuestRecord, Bool)]
+    /// Taps hooks attached, with whether they still exist.
+    public var hookTaps: [(String, Bool)]
 
     init(record: NetworkRecord, host: HostObservation, iptables: IptablesState, sysctl: any SysctlStore,
          namespace: NamespaceIdentity, running: (GuestRecord) -> Bool) {
         self.record = record
         guests = (record.guests ?? []).map { ($0, running($0)) }
+        hookTaps = (record.hookTaps ?? []).map { t in (t, host.link(t) != nil) }
         let spec = record.spec
         let br = spec.bridge.rawValue
         addresses = host.addresses.filter { $0.interface == br }
