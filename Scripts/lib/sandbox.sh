@@ -11,7 +11,7 @@ STATE=$(mktemp -d /tmp/kvmnet-state.XXXXXX)
 # Stops only the qemu processes this sandbox started (their pidfiles are in its state folder).
 stop_our_qemu() {
   local f pid
-  for f in $(find "$STATE" -name 'guest*.pid' 2>/dev/null); do
+  for f in $(find "$STATE" -name '*.pid' 2>/dev/null); do
     pid=$(cat "$f" 2>/dev/null) || continue
     [ -n "$pid" ] && grep -qa -- "$STATE" "/proc/$pid/cmdline" 2>/dev/null && kill -9 "$pid" 2>/dev/null || true
   done

@@ -6,31 +6,42 @@ public struct ExecCommand: KVMNetCommand {
     public static let spec = CommandSpec(
         name: "exec",
         abstract: "Run a command in a guest through its serial console; exit with its status (125: could not run it).",
-        arguments: [ArgumentSpec("GUEST", help: "guest01, guest02, …")],
+        arguments: [ArgumentSpec("GUEST", help: "guest01, guest02, … (not with --console)", optional: true)],
         options: [
             OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            OptionSpec("--console", value: "SOCKET", help: "A guest kvmnet did not launch: its serial console's unix socket."),
             OptionSpec("--timeout", value: "SECONDS", help: "How long the command may run (default 30)."),
         ],
         trailing: "COMMAND...")
 
     public var name: NetworkName
-    public var guest: String
+    public var guest: String?
+    public var socket: String?
     public var command: [String]
     public var timeout: Int
 
     public init(_ a: ParsedArguments) throws(KVMNetError) {
         name = try a.network()
-        guest = a.positionals[0]
+        guest = a.positionals.first
+        socket = a.value("--console")
         command = a.trailing
         timeout = try a.int("--timeout", in: 1...86400) ?? 30
         if command.isEmpty { throw Self.spec.usageError("missing COMMAND after --") }
+        if (guest == nil) == (socket == nil) { throw Self.spec.usageError("name a GUEST, or give --console SOCKET") }
     }
 
-    public var needsPrivilege: Bool { true }
+    public var needsPrivilege: Bool { socket == nil }
 
     public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
+        let line = command.count == 1 ? command[0] : CommandFailure.shellEscape(command)
         do {
             guard let g = env.guests else { throw KVMNetError.failure("guests cannot run here") }
+            if let path = socket {
+                let result = try g.exec(console: path, command: line, timeout: Double(timeout))
+                console.out(result.output)
+                return result.status
+            }
+            let guest = self.guest!
             guard let record = try env.state.load(name) else { throw KVMNetError.failure("network \(name) is not up") }
             guard let r = record.guests?.first(where: { $0.spec.name == guest }) else {
                 let known = (record.guests ?? []).map(\.spec.name)
@@ -39,7 +50,6 @@ public struct ExecCommand: KVMNetCommand {
             guard let pid = r.pid, g.startTime(of: pid) == r.startTime else {
                 throw KVMNetError.failure("\(guest) is not running")
             }
-            let line = command.count == 1 ? command[0] : CommandFailure.shellEscape(command)
             let result = try g.exec(console: GuestPaths(folder: env.state.folder(for: name)).console(guest),
                                     command: line, timeout: Double(timeout))
             console.out(result.output)

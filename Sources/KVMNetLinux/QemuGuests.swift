@@ -45,7 +45,7 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
         let script = NSTemporaryDirectory() + "kvmnet-build-guest-\(getpid()).sh"
         try GuestBuildScript.text.write(toFile: script, atomically: true, encoding: .utf8)
         defer { unlink(script) }
-        progress("preparing the default guest in \(cache) (the first time this downloads Debian's cloud kernel)")
+        progress("looking for the default guest in \(cache) (building it the first time downloads Debian's cloud kernel)")
         let r = try runner.run(["bash", script, cache], stdin: nil, passStderr: progressToStderr)
         guard r.status == 0, let folder = r.stdout.split(separator: "\n").last.map(String.init), !folder.isEmpty else {
             throw KVMNetError.failure("building the default guest failed (status \(r.status))"
@@ -168,6 +168,10 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
     }
 
     public func writeScript(_ path: String, _ text: String) throws {
+        let dir = (path as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+        } catch { throw HostError.permission("create \(dir): \(error.localizedDescription)") }
         let tmp = path + ".tmp"
         guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755]),
               rename(tmp, path) == 0 else { throw posixError("write \(path)") }

@@ -20,15 +20,21 @@ public final class SysfsProbe: InterfaceProbe {
         return Files.exists("\(root)/\(name)/wireless") || Files.exists("\(root)/\(name)/phy80211")
     }
 
-    /// Scans /proc/PID/fdinfo for tun file descriptors attached to `name` (`iff:\tNAME`).
+    /// Scans /proc/PID/fdinfo for tun file descriptors attached to `name` (`iff:\tNAME`), among
+    /// the processes of this network namespace: fdinfo names the tap but not its namespace, and
+    /// another namespace may well have a tap of the same name.
     public func tapHolders(_ name: String) -> [(pid: Int32, command: String)] {
+        var me = stat()
+        guard stat("/proc/thread-self/ns/net", &me) == 0 else { return [] }
         guard let procs = opendir("/proc") else { return [] }
         defer { closedir(procs) }
         var out: [(Int32, String)] = []
         let want = "iff:\t\(name)\n"
         while let e = readdir(procs) {
             let pidText = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-            guard let pid = Int32(pidText), let fds = opendir("/proc/\(pid)/fdinfo") else { continue }
+            var ns = stat()
+            guard let pid = Int32(pidText), stat("/proc/\(pid)/ns/net", &ns) == 0, ns.st_ino == me.st_ino,
+                  let fds = opendir("/proc/\(pid)/fdinfo") else { continue }
             defer { closedir(fds) }
             while let f = readdir(fds) {
                 let fd = withUnsafeBytes(of: f.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }

@@ -229,7 +229,7 @@ extension NetworkDriver {
         }
     }
 
-    /// `kvmnet hook ifdown TAP`: detaches the tap and records that. Without CAP_NET_ADMIN (qemu
+    /// `kvmnet hook ifdown TAP`: brings the tap down and detaches it (undoing ifup), and records that. Without CAP_NET_ADMIN (qemu
     /// dropped its privileges) it says so and leaves the record for `down`.
     public func hookDown(tap: String, network: NetworkName) throws {
         guard env.canAdministerNetwork else {
@@ -241,6 +241,7 @@ extension NetworkDriver {
             if let link = try env.links.link(named: tap), link.masterIndex != 0,
                let master = try env.links.links().first(where: { $0.index == link.masterIndex }),
                master.name == record.spec.bridge.rawValue {
+                if link.isUp { try env.links.setUp(name: tap, false) }
                 try env.links.setMaster(name: tap, bridge: nil)
             }
             if let taps = record.hookTaps, taps.contains(tap) {
