@@ -122,8 +122,9 @@ public struct UpCommand: KVMNetCommand {
             guard let ip = IPv4Address(v) else { throw .usage("invalid address '\(v)' for --gateway") }
             g.gateway = ip
         }
-        if g.count == 0 && (g.boot != nil || a.value("--guest-ip") != nil) {
-            throw .usage("--kernel, --initrd, --image and --guest-ip need --guests N")
+        let guestOnly = ["--kernel", "--initrd", "--image", "--memory", "--cpus", "--accel", "--guest-ip", "--gateway"]
+        if g.count == 0, let o = guestOnly.first(where: { a.values[$0] != nil }) {
+            throw .usage("\(o) is a guest option: it needs --guests N")
         }
         guests = g
         dryRun = a.has("--dry-run")
@@ -158,7 +159,7 @@ public struct UpCommand: KVMNetCommand {
             throw KVMNetError.usage("--guest-ip is for bridged networks; the \(r.model) model numbers its guests itself")
         }
         if dryRun {
-            let outcome = try NetworkDriver(env: env).up(r, dryRun: true)
+            let outcome = try NetworkDriver(env: env).up(r, guests: guests.count > 0 ? guests : nil, dryRun: true)
             if json {
                 try console.json(PlanDocument(network: r.name.rawValue, model: r.model.rawValue,
                                               steps: outcome.steps.map { .init(summary: $0.summary, command: $0.command) }))
@@ -170,7 +171,7 @@ public struct UpCommand: KVMNetCommand {
         }
         console.err("kvmnet: bringing up \(r.model) network \(r.name)\n")
         let driver = NetworkDriver(env: env)
-        let outcome = try driver.up(r) { i, n, step in
+        let outcome = try driver.up(r, guests: guests.count > 0 ? guests : nil) { i, n, step in
             if n > 40 && (i % 64 == 0 || i == n - 1) { console.err("kvmnet: [\(i + 1)/\(n)] \(step.summary)\n") }
         }
         if guests.count > 0 {
@@ -178,7 +179,7 @@ public struct UpCommand: KVMNetCommand {
                 _ = try driver.launchGuests(guests, network: r.name) { console.err("kvmnet: \($0)\n") }
             } catch {
                 if outcome.action == .created {
-                    console.err("kvmnet: taking network \(r.name) down again: its guests did not come up\n")
+                    console.err("kvmnet: starting the guests failed: taking network \(r.name) down again\n")
                     _ = try? driver.down(r.name, guestTimeout: 0)
                 }
                 throw error
@@ -190,8 +191,8 @@ public struct UpCommand: KVMNetCommand {
         } else {
             switch outcome.action {
             case .created: console.out("network \(r.name) is up\n")
-            case .repaired: console.out("network \(r.name) was up; repaired \(outcome.changes.count) change(s): "
-                                        + outcome.changes.map(\.summary).joined(separator: ", ") + "\n")
+            case .repaired: console.out("network \(r.name) was up; repaired: "
+                                        + outcome.performed.map(\.summary).joined(separator: ", ") + "\n")
             case .unchanged, .planned: console.out("network \(r.name) is up; nothing to change\n")
             }
             for s in status { console.out(render(s)) }

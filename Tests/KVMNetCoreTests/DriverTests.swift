@@ -153,8 +153,10 @@ import KVMNetTestSupport
         let drift = try driver.status().first!.drift
         #expect(drift.count == 4, "\(drift)")
         let repaired = try driver.up(Self.request(.nat))
-        #expect(repaired.action == .unchanged || repaired.action == .repaired)
+        #expect(repaired.action == .repaired)
+        #expect(repaired.performed.count == 3, "\(repaired.performed.map(\.summary))")
         #expect(host.snapshot() == good)
+        #expect(try driver.up(Self.request(.nat)).action == .unchanged)
         #expect(try driver.status().first!.drift.isEmpty)
     }
 

@@ -12,25 +12,73 @@ import KVMNetTestSupport
     }
 
     @Test func seedAddressesPerModel() throws {
-        let iso = try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.isolated), namespace: Self.ns, lanGateway: nil, lanPrefix: nil)
+        let iso = try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.isolated), namespace: Self.ns, lanGateway: nil, lan: nil)
         #expect(iso.map { $0.address!.description } == ["10.0.1.1/24", "10.0.1.2/24"])
         #expect(iso.allSatisfy { $0.gateway == nil })
         #expect(iso.map(\.name) == ["guest01", "guest02"])
         #expect(iso.map(\.tap) == ["vif1.0", "vif2.0"])
-        let nat = try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.nat), namespace: Self.ns, lanGateway: nil, lanPrefix: nil)
+        let nat = try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.nat), namespace: Self.ns, lanGateway: nil, lan: nil)
         #expect(nat.map { $0.address!.description } == ["192.168.1.1/24", "192.168.1.2/24"])
         #expect(nat.allSatisfy { $0.gateway?.description == "192.168.1.254" })
         var b = GuestRequest(count: 2)
         b.addresses = try GuestRequest.parseAddresses("10.241.96.90-10.241.96.99")
         let br = try GuestPlanner.guests(b, spec: spec(.bridged), namespace: Self.ns,
-                                         lanGateway: IPv4Address("10.241.96.1"), lanPrefix: 24)
+                                         lanGateway: IPv4Address("10.241.96.1"), lan: CIDRv4("10.241.96.176/24"))
         #expect(br.map { $0.address!.description } == ["10.241.96.90/24", "10.241.96.91/24"])
         #expect(br.allSatisfy { $0.gateway?.description == "10.241.96.1" })
     }
 
+    @Test func bridgedGuestAddressesMustBeFreeOnTheLAN() throws {
+        let lan = CIDRv4("10.241.96.176/24")
+        for (ip, message) in [("10.241.96.176", "is an address of this host"), ("10.241.97.5", "not a host address on the uplink's LAN"),
+                              ("10.241.96.1", "the LAN's gateway"), ("10.241.96.255", "not a host address")] {
+            var r = GuestRequest(count: 1)
+            r.addresses = [IPv4Address(ip)!]
+            #expect { try GuestPlanner.guests(r, spec: spec(.bridged), namespace: Self.ns, lanGateway: IPv4Address("10.241.96.1"),
+                                               lan: lan, hostAddresses: [IPv4Address("10.241.96.176")!]) } throws: {
+                ($0 as? KVMNetError)?.description.contains(message) == true
+            }
+        }
+    }
+
+    @Test func guestOptionsAreCheckedBeforeTheNetworkChanges() throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        var r = UpRequest(model: .nat)
+        r.subnet = CIDRv4("10.9.0.0/30")
+        #expect(throws: KVMNetError.self) { try NetworkDriver(env: host.environment).up(r, guests: GuestRequest(count: 3)) }
+        #expect(throws: KVMNetError.self) { try NetworkDriver(env: host.environment).up(UpRequest(model: .bridged), guests: GuestRequest(count: 1)) }
+        host.addLink("vif1.0", kind: "tun")
+        let withTap = host.snapshot()
+        #expect { try NetworkDriver(env: host.environment).up(UpRequest(model: .nat), guests: GuestRequest(count: 1)) } throws: {
+            ($0 as? KVMNetError)?.description.contains("an interface named vif1.0 already exists") == true
+        }
+        #expect(host.snapshot() == withTap)
+        _ = before
+    }
+
+    @Test func tapsOfAnotherNetworkAreRefused() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        var lab = UpRequest(model: .isolated)
+        lab.name = try NetworkName("lab")
+        _ = try driver.up(lab)
+        // A qemu of the user's named its tap vif1.0 and attached it to lab through the hook.
+        host.addLink("vif1.0", kind: "tun")
+        try driver.hookUp(tap: "vif1.0", network: lab.name)
+        var mine = UpRequest(model: .nat)
+        mine.subnet = CIDRv4("10.8.0.0/24")
+        #expect { try driver.up(mine, guests: GuestRequest(count: 1)) } throws: {
+            ($0 as? KVMNetError)?.description == "tap vif1.0 belongs to kvmnet network lab; give this network another --name"
+        }
+        // Shortened names can never equal a name that was not shortened.
+        #expect(try NetworkName("abcdefghijkl").tapName(1) != NetworkName("abcde").tapName(1))
+        #expect(try NetworkName("abcdefghijkl").tapName(1).rawValue.contains("_"))
+    }
+
     @Test func bridgedGuestsNeedAddresses() throws {
         #expect(throws: KVMNetError.self) {
-            try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.bridged), namespace: Self.ns, lanGateway: nil, lanPrefix: 24)
+            try GuestPlanner.guests(GuestRequest(count: 2), spec: spec(.bridged), namespace: Self.ns, lanGateway: nil, lan: CIDRv4("10.241.96.176/24"))
         }
         #expect(throws: KVMNetError.self) { try GuestRequest.parseAddresses("10.0.0.9-10.0.0.1") }
         #expect(throws: KVMNetError.self) { try GuestRequest.parseAddresses("10.0.0.1,banana") }
@@ -45,7 +93,7 @@ import KVMNetTestSupport
     }
 
     @Test func qemuArgvAndHooksAreGolden() throws {
-        let g = try GuestPlanner.guests(GuestRequest(count: 1), spec: spec(.nat), namespace: Self.ns, lanGateway: nil, lanPrefix: nil)[0]
+        let g = try GuestPlanner.guests(GuestRequest(count: 1), spec: spec(.nat), namespace: Self.ns, lanGateway: nil, lan: nil)[0]
         let paths = GuestPaths(folder: "/run/kvmnet/default")
         let argv = QemuCommand.argv(qemu: "qemu-system-x86_64", guest: g, boot: .kernel(kernel: "/g/vmlinuz", initrd: "/g/initrd.img"),
                                     memoryMiB: 128, cpus: 1, kvm: false, paths: paths)
@@ -98,7 +146,7 @@ import KVMNetTestSupport
         let s = try spec(model)
         var req = GuestRequest(count: 2)
         if model == .bridged { req.addresses = try GuestRequest.parseAddresses("10.241.96.90-10.241.96.91") }
-        let gs = try GuestPlanner.guests(req, spec: s, namespace: Self.ns, lanGateway: IPv4Address("10.241.96.1"), lanPrefix: 24)
+        let gs = try GuestPlanner.guests(req, spec: s, namespace: Self.ns, lanGateway: IPv4Address("10.241.96.1"), lan: CIDRv4("10.241.96.176/24"))
         let bridge: IPv4Address? = model == .bridged ? IPv4Address("10.241.96.176") : s.hostAddress?.address
         let checks = VerifyPlan.checks(spec: s, guests: gs, bridgeAddress: bridge,
                                        uplinkAddress: IPv4Address("10.241.96.176"), outside: IPv4Address("10.241.96.1"))

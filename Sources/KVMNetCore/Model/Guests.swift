@@ -23,7 +23,8 @@ public struct GuestRequest: Equatable, Sendable {
     public static func parseAddresses(_ text: String) throws(KVMNetError) -> [IPv4Address] {
         let parts = text.split(separator: "-", omittingEmptySubsequences: false)
         if parts.count == 2, let a = IPv4Address(String(parts[0])), let b = IPv4Address(String(parts[1])) {
-            guard a <= b, b.value - a.value < 4096 else { throw .usage("invalid --guest-ip range '\(text)': FIRST must not be above LAST") }
+            guard a <= b else { throw .usage("invalid --guest-ip range '\(text)': FIRST must not be above LAST") }
+            guard b.value - a.value < 4096 else { throw .usage("invalid --guest-ip range '\(text)': at most 4096 addresses") }
             return (a.value...b.value).map(IPv4Address.init)
         }
         var out: [IPv4Address] = []
@@ -76,8 +77,12 @@ public enum GuestPlanner {
 
     /// The guests of a network: addresses as in the seed (isolated 10.0.1.N/24; routed and nat
     /// 192.168.1.N/24 via the bridge address; bridged from `--guest-ip`, via the LAN's gateway).
+    /// - Parameters:
+    ///   - lan: bridged: the uplink's address with its prefix (the LAN the guests join).
+    ///   - hostAddresses: every IPv4 address of the host, which no guest may take.
     public static func guests(_ req: GuestRequest, spec: NetworkSpec, namespace: NamespaceIdentity,
-                              lanGateway: IPv4Address?, lanPrefix: Int?) throws(KVMNetError) -> [GuestSpec] {
+                              lanGateway: IPv4Address?, lan: CIDRv4?,
+                              hostAddresses: Set<IPv4Address> = []) throws(KVMNetError) -> [GuestSpec] {
         guard req.count > 0 else { return [] }
         if req.count > maxBridgePorts - spec.taps - (spec.model == .bridged ? 1 : 0) {
             throw .usage("--guests \(req.count): a Linux bridge holds at most \(maxBridgePorts) ports")
@@ -101,8 +106,15 @@ public enum GuestPlanner {
             guard req.addresses.count >= req.count else {
                 throw .usage("bridged guests live on the uplink's LAN: give \(req.count) address(es) with --guest-ip LIST or FIRST-LAST")
             }
-            guard let prefix = lanPrefix else { throw .failure("the uplink has no IPv4 address: cannot tell the guests' prefix length") }
-            addrs = req.addresses.prefix(req.count).map { CIDRv4(address: $0, prefixLength: prefix) }
+            guard let lan else { throw .failure("the uplink has no IPv4 address: cannot tell the guests' LAN") }
+            addrs = req.addresses.prefix(req.count).map { lan.with(address: $0) }
+            for a in addrs {
+                if !lan.contains(a.address) || a.address == lan.network || a.address == lan.broadcast {
+                    throw .usage("--guest-ip \(a.address) is not a host address on the uplink's LAN \(lan.subnet)")
+                }
+                if hostAddresses.contains(a.address) { throw .usage("--guest-ip \(a.address) is an address of this host") }
+                if a.address == req.gateway ?? lanGateway { throw .usage("--guest-ip \(a.address) is the LAN's gateway") }
+            }
             gateway = req.gateway ?? lanGateway
         }
         if let g = req.gateway, spec.model != .bridged { gateway = g }

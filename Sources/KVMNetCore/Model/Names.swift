@@ -81,14 +81,15 @@ public struct NetworkName: Hashable, Comparable, Codable, Sendable, CustomString
 
     /// The name of guest tap `index` (1-based): `vif1.0`, `vif2.0`, … for `default` (the seed's
     /// names); `<prefix>v<index>` for the others, where a name too long to leave room for the
-    /// index is shortened to five characters and three hex digits of its hash.
+    /// index is shortened to five characters, `_` and three hex digits of its hash (`_` never
+    /// appears in a network name, so a shortened prefix cannot equal another network's).
     public func tapName(_ index: Int) -> InterfaceName {
         precondition(index >= 1 && index <= 9999)
         if self == .default { return InterfaceName(trusted: "vif\(index).0") }
         var prefix = rawValue
         if prefix.utf8.count > 10 {
             let h = String(StableHash.fnv1a64(rawValue) & 0xfff, radix: 16)
-            prefix = String(rawValue.prefix(5)) + String(repeating: "0", count: 3 - h.count) + h
+            prefix = String(rawValue.prefix(5)) + "_" + String(repeating: "0", count: 3 - h.count) + h
         }
         return InterfaceName(trusted: prefix + "v\(index)")
     }

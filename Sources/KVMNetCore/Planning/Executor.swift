@@ -9,6 +9,8 @@ public final class Executor {
     let env: HostEnvironment
     public private(set) var record: NetworkRecord
     var host: HostObservation
+    /// The steps that changed something (the others found the host as wanted).
+    public private(set) var performed: [HostStep] = []
 
     public init(env: HostEnvironment, record: NetworkRecord, observation: HostObservation) {
         self.env = env; self.record = record; self.host = observation
@@ -24,7 +26,7 @@ public final class Executor {
                     throw KVMNetError.interrupted(signal: sig, "interrupted by signal \(sig)")
                 }
                 progress(i, step)
-                try apply(step)
+                if try apply(step) { performed.append(step) }
             } catch {
                 let added = Array(record.journal[start...])
                 let problems = undo(added)
@@ -61,27 +63,30 @@ public final class Executor {
         try env.state.save(record)
     }
 
-    func apply(_ step: HostStep) throws {
+    /// Applies one step; returns false when the host already showed it (nothing changed).
+    @discardableResult
+    func apply(_ step: HostStep) throws -> Bool {
         let links = env.links
         switch step {
         case .createBridge(let name, let mac, let mtu):
-            if let l = host.link(name), l.isBridge, owns(name) { return }
+            if let l = host.link(name), l.isBridge, owns(name) { return false }
             try journal(.createdLink(name: name, kind: "bridge"))
             try links.createBridge(name: name, mac: mac, mtu: mtu)
             host.links.append(LinkInfo(index: -1, name: name, kind: "bridge", mtu: mtu, mac: mac))
 
         case .createTap(let name, let owner):
-            if let l = host.link(name), l.isTap, owns(name) { return }
+            if let l = host.link(name), l.isTap, owns(name) { return false }
             try journal(.createdLink(name: name, kind: "tun"))
             try links.createTap(name: name, owner: owner)
             host.links.append(LinkInfo(index: -1, name: name, kind: "tun", mtu: 1500))
 
         case .setDeviceSysctl(let key, let value):
+            if (try? env.sysctl.read(key)) == value { return false }
             try env.sysctl.write(key, value)
 
         case .setSysctl(let key, let value):
             let current = try env.sysctl.read(key)
-            if current == value { return }
+            if current == value { return false }
             let previous = record.journal.compactMap { e -> String? in
                 if case .changedSysctl(key, let p, _) = e { return p } else { return nil }
             }.first ?? current
@@ -89,35 +94,37 @@ public final class Executor {
             try env.sysctl.write(key, value)
 
         case .addAddress(let a):
-            if host.addresses.contains(where: { sameAddress($0, a) }) { return }
+            if host.addresses.contains(where: { sameAddress($0, a) }) { return false }
             try journal(.addedAddress(a))
             do { try links.addAddress(a) } catch HostError.exists {
                 guard try links.addresses().contains(where: { sameAddress($0, a) }) else { throw HostError.exists("add address \(a): exists elsewhere") }
             }
 
         case .setUp(let name):
-            if host.link(name)?.isUp == true { return }
+            if host.link(name)?.isUp == true { return false }
             try links.setUp(name: name, true)
 
         case .setMTU(let name, let mtu):
-            if host.link(name)?.mtu == mtu { return }
+            if host.link(name)?.mtu == mtu { return false }
             try links.setMTU(name: name, mtu)
 
         case .enslave(let port, let bridge, let recorded):
-            if host.master(of: port) == bridge { return }
+            if host.master(of: port) == bridge { return false }
             if recorded { try journal(.enslaved(port: port, bridge: bridge)) }
             try links.setMaster(name: port, bridge: bridge)
 
         case .removeRoute(let r):
+            if !host.routes.contains(where: { sameRoute($0, r) }) { return false }
             try journal(.removedRoute(r))
             do { try links.deleteRoute(r) } catch HostError.notFound {}
 
         case .removeAddress(let a):
+            if !host.addresses.contains(where: { sameAddress($0, a) }) { return false }
             try journal(.removedAddress(a))
             do { try links.deleteAddress(a) } catch HostError.notFound {}
 
         case .addRoute(let r):
-            if host.routes.contains(where: { sameRoute($0, r) }) { return }
+            if host.routes.contains(where: { sameRoute($0, r) }) { return false }
             try journal(.addedRoute(r))
             try ensureRoute(r)
 
@@ -125,6 +132,11 @@ public final class Executor {
             let ipt = Iptables(env.commands)
             let present = try ipt.save()
             let rec = rules.record(existingChains: present.chainNames)
+            let expected = rules.expectedLines()
+            let inPlace = rec.jumps.allSatisfy { present.count($0) == 1 }
+                && expected.allSatisfy { key, lines in present.rules[key] ?? [] == lines.map(IptablesState.normalise) }
+                && record.journal.contains(.firewall(rec))
+            if inPlace { return false }
             if let i = record.journal.firstIndex(where: { if case .firewall = $0 { return true } else { return false } }) {
                 // Repair: the set of jumps may have grown (a DOCKER-USER chain appeared).
                 var merged = rec
@@ -138,6 +150,7 @@ public final class Executor {
             }
             try ipt.restore(rules.installScript(present: present))
         }
+        return true
     }
 
     func owns(_ link: String) -> Bool {

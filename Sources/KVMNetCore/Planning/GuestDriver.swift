@@ -36,18 +36,19 @@ extension NetworkDriver {
             kvm = g.kvmUsable()
             if !kvm { progress("KVM is not usable here (no vmx/svm in /proc/cpuinfo or no /dev/kvm): guests run under TCG, slower") }
         }
-        let lanGateway = record.journal.lazy.compactMap { e -> IPv4Address? in
-            if case .removedRoute(let r) = e, r.family == .inet, r.isDefault { return r.gateway.flatMap(IPv4Address.init) } else { return nil }
-        }.first
-        let lanPrefix = record.journal.lazy.compactMap { e -> Int? in
-            if case .removedAddress(let a) = e, a.family == .inet { return a.prefixLength } else { return nil }
-        }.first
-        let specs = try GuestPlanner.guests(req, spec: record.spec, namespace: env.namespace, lanGateway: lanGateway, lanPrefix: lanPrefix)
+        let specs = try guestSpecs(req, spec: record.spec, record: record, host: try observe())
+        func alive(_ r: GuestRecord) -> Bool { r.pid.map { g.startTime(of: $0) == r.startTime } ?? false }
+        // Up again: guests still running stay; only the dead ones start again.
+        var records = specs.map { GuestRecord(spec: $0, accel: kvm ? "kvm" : "tcg") }
+        var toStart = Set(records.indices)
         if let old = record.guests, !old.isEmpty {
-            if old.count != specs.count {
-                throw KVMNetError.failure("network \(network) already runs \(old.count) guest(s); run `kvmnet down --name \(network)` first to change that")
+            if old.map(\.spec) != specs {
+                throw KVMNetError.failure("network \(network) already runs \(old.count) guest(s) set up differently; run `kvmnet down --name \(network)` first to change them")
             }
-            if old.allSatisfy({ r in r.pid.map { g.startTime(of: $0) == r.startTime } ?? false }) { return old }
+            records = old
+            toStart = Set(old.indices.filter { !alive(old[$0]) })
+            if toStart.isEmpty { return old }
+            progress("restarting \(toStart.sorted().map { old[$0].spec.name }.joined(separator: ", ")): its qemu is gone")
         }
         let boot: GuestBoot
         if let b = req.boot { boot = b } else {
@@ -59,7 +60,6 @@ extension NetworkDriver {
             throw KVMNetError.failure("the state folder \(paths.folder) is too deep for qemu's unix sockets (108 bytes): use a shorter --state-dir")
         }
         // 1. Record every guest before starting any, so `down` finds them whatever happens.
-        var records = specs.map { GuestRecord(spec: $0, accel: kvm ? "kvm" : "tcg") }
         try env.state.withLock {
             record = try env.state.load(network) ?? record
             record.guests = records
@@ -68,7 +68,7 @@ extension NetworkDriver {
         do {
             // 2. Start them one after another (each returns once its tap is attached),
             //    then let them boot in parallel.
-            for i in records.indices {
+            for i in records.indices where toStart.contains(i) {
                 let name = records[i].spec.name
                 for f in [paths.console(name), paths.qmp(name), paths.pidfile(name), paths.log(name)] { g.removeFile(f) }
                 if case .image(let base) = boot { try g.createOverlay(base: base, overlay: paths.overlay(name)) }
@@ -90,7 +90,7 @@ extension NetworkDriver {
             }
             // 3. Wait for each guest's ready line.
             let t0 = g.now()
-            var waiting = Set(records.map(\.spec.name))
+            var waiting = Set(toStart.map { records[$0].spec.name })
             while !waiting.isEmpty {
                 for r in records where waiting.contains(r.spec.name) {
                     let name = r.spec.name
@@ -115,12 +115,35 @@ extension NetworkDriver {
             }
             return records
         } catch {
-            _ = stopGuests(records, network: network, timeout: 0)
+            // Stop what this call started; guests that were already running stay recorded.
+            let started = toStart.map { records[$0] }
+            _ = stopGuests(started, network: network, timeout: 0)
+            let kept = records.indices.filter { !toStart.contains($0) }.map { records[$0] }
             try? env.state.withLock {
-                if var r = try env.state.load(network) { r.guests = nil; try env.state.save(r) }
+                if var r = try env.state.load(network) { r.guests = kept.isEmpty ? nil : kept; try env.state.save(r) }
             }
             throw error
         }
+    }
+
+    /// The guests `req` asks for on this network; checks every guest option (exit 64) before
+    /// anything changes. Bridged guests join the uplink's LAN: its prefix and gateway come from
+    /// the record once the uplink's addresses moved, else from the uplink itself.
+    func guestSpecs(_ req: GuestRequest, spec: NetworkSpec, record: NetworkRecord?, host: HostObservation) throws -> [GuestSpec] {
+        var gateway: IPv4Address? = nil
+        var lan: CIDRv4? = nil
+        if spec.model == .bridged, let uplink = spec.uplink?.rawValue {
+            let journal = record?.journal ?? []
+            let movedRoutes = journal.compactMap { e -> RouteInfo? in if case .removedRoute(let r) = e { return r } else { return nil } }
+            let movedAddrs = journal.compactMap { e -> InterfaceAddress? in if case .removedAddress(let a) = e { return a } else { return nil } }
+            let routes = movedRoutes.isEmpty ? host.routes.filter { $0.interface == uplink } : movedRoutes
+            let addrs = movedAddrs.isEmpty ? host.addresses.filter { $0.interface == uplink } : movedAddrs
+            gateway = routes.first { $0.family == .inet && $0.isDefault }?.gateway.flatMap(IPv4Address.init)
+            lan = addrs.compactMap(\.ipv4).first
+        }
+        let hostAddresses = Set(host.addresses.compactMap { $0.ipv4?.address })
+        return try GuestPlanner.guests(req, spec: spec, namespace: env.namespace, lanGateway: gateway, lan: lan,
+                                       hostAddresses: hostAddresses)
     }
 
     /// Powers guests off through QMP, all at once; after `timeout` seconds `quit`, then SIGTERM and

@@ -8,6 +8,8 @@ public struct UpOutcome: Sendable {
     public var steps: [HostStep]
     /// Journal entries this call added.
     public var changes: [JournalEntry]
+    /// The steps that changed something.
+    public var performed: [HostStep] = []
 }
 
 /// What `down` did or would do.
@@ -43,7 +45,8 @@ public final class NetworkDriver {
     }
 
     /// Resolves, checks and plans `up` without changing anything.
-    public func plan(_ request: UpRequest) throws -> (NetworkSpec, [HostStep], NetworkRecord?, HostObservation) {
+    /// - Parameter guests: the guests `up` will launch: checked now, and their taps must not exist.
+    public func plan(_ request: UpRequest, guests: GuestRequest? = nil) throws -> (NetworkSpec, [HostStep], NetworkRecord?, HostObservation) {
         let record = try env.state.load(request.name)
         if let r = record { try checkNamespace(r) }
         let host = try observe()
@@ -59,7 +62,9 @@ public final class NetworkDriver {
             spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace)
         }
         let others = try env.state.all().filter { $0.name != spec.name }
-        try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless, force: request.force)
+        let guestTaps = try guests.map { try guestSpecs($0, spec: spec, record: record, host: host).map(\.tap) } ?? []
+        try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless,
+                          force: request.force, guestTaps: guestTaps)
         if env.commands.which("iptables-restore") == nil || env.commands.which("iptables-save") == nil {
             throw KVMNetError.failure("iptables is not installed: install the Debian package iptables (apt-get install iptables)")
         }
@@ -68,14 +73,14 @@ public final class NetworkDriver {
 
     /// Brings the network up, or repairs it when it is up already.
     /// On failure the host is as before this call and the error names the failed step.
-    public func up(_ request: UpRequest, dryRun: Bool = false, lazy: Bool = false,
+    public func up(_ request: UpRequest, guests: GuestRequest? = nil, dryRun: Bool = false, lazy: Bool = false,
                    progress: (Int, Int, HostStep) -> Void = { _, _, _ in }) throws -> UpOutcome {
         if dryRun {
-            let (spec, steps, _, _) = try plan(request)
+            let (spec, steps, _, _) = try plan(request, guests: guests)
             return UpOutcome(action: .planned, spec: spec, steps: steps, changes: [])
         }
         return try env.state.withLock {
-            let (spec, steps, existing, host) = try plan(request)
+            let (spec, steps, existing, host) = try plan(request, guests: guests)
             var record = existing ?? NetworkRecord(spec: spec, namespace: env.namespace)
             record.complete = false
             record.lazy = lazy && (existing == nil || existing?.lazy == true) ? true : nil
@@ -95,19 +100,29 @@ public final class NetworkDriver {
             try env.state.save(record)
             try writeHooks(spec.name)
             let changes = Array(record.journal[before...])
-            let action: UpOutcome.Action = existing == nil ? .created : (changes.isEmpty ? .unchanged : .repaired)
-            return UpOutcome(action: action, spec: spec, steps: steps, changes: changes)
+            let action: UpOutcome.Action = existing == nil ? .created : (executor.performed.isEmpty ? .unchanged : .repaired)
+            return UpOutcome(action: action, spec: spec, steps: steps, changes: changes, performed: executor.performed)
         }
     }
 
     /// Removes exactly what `up` created and restores what it changed.
     /// A network that is not up is not an error (`wasUp` false).
     public func down(_ name: NetworkName, dryRun: Bool = false, guestTimeout: Double = 5) throws -> DownOutcome {
-        try env.state.withLock {
-            guard var record = try env.state.load(name) else {
-                return DownOutcome(network: name, wasUp: false, undone: [], handedOver: [], guests: [])
+        let notUp = DownOutcome(network: name, wasUp: false, undone: [], handedOver: [], guests: [])
+        // Nothing recorded: nothing to lock (and no folder to create for the lock).
+        guard let first = try env.state.load(name) else { return notUp }
+        try checkNamespace(first)
+        // 1. Guests first, outside the lock: their qemu runs the ifdown hook, which takes it.
+        //    No qemu process of the network survives `down`.
+        let guests = first.guests ?? []
+        if !dryRun, !guests.isEmpty {
+            let survivors = stopGuests(guests, network: name, timeout: guestTimeout)
+            if !survivors.isEmpty {
+                throw KVMNetError.failure("could not stop \(survivors.joined(separator: ", ")); the network is left up")
             }
-            try checkNamespace(record)
+        }
+        return try env.state.withLock {
+            guard var record = try env.state.load(name) else { return notUp }
             var keep: Set<String> = []
             var others = try env.state.all().filter { $0.name != name }
             for entry in record.journal {
@@ -128,12 +143,7 @@ public final class NetworkDriver {
                 return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted(),
                                    guests: (record.guests ?? []).map(\.spec.name))
             }
-            // 1. Guests first: no qemu process of the network survives `down`.
-            let guests = record.guests ?? []
-            let survivors = stopGuests(guests, network: name, timeout: guestTimeout)
-            if !survivors.isEmpty {
-                throw KVMNetError.failure("could not stop \(survivors.joined(separator: ", ")); the network is left up")
-            }
+            // 2. Then the network, in reverse.
             record.guests = nil
             record.journal.removeAll { if case .changedSysctl(let k, _, _) = $0 { return keep.contains(k) } else { return false } }
             try env.state.save(record)

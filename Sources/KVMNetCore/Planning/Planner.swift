@@ -24,9 +24,10 @@ public enum Planner {
     /// Checks that `up` may touch this host at all, before anything changes.
     /// Throws `.failure` naming the interface and the reason (exit 1).
     /// - Parameter record: the network's record when it is (partly) up already.
+    /// - Parameter guestTaps: the taps qemu will create for guests `up` launches; they must not exist.
     public static func check(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
                              others: [NetworkRecord], isWireless: (String) -> Bool,
-                             force: Bool) throws(KVMNetError) {
+                             force: Bool, guestTaps: [String] = []) throws(KVMNetError) {
         let ours = Set(record?.journal.compactMap { e -> String? in
             if case .createdLink(let n, _) = e { return n } else { return nil }
         } ?? [])
@@ -40,6 +41,17 @@ public enum Planner {
         }
         var wanted = [(spec.bridge.rawValue, "bridge")]
         wanted += spec.tapNames.map { ($0.rawValue, "tun") }
+        for other in others where other.name != spec.name {
+            let theirs = Set(other.spec.tapNames.map(\.rawValue) + (other.guests ?? []).map(\.spec.tap) + (other.hookTaps ?? []))
+            if let clash = (wanted.map(\.0) + guestTaps).first(where: theirs.contains) {
+                throw .failure("tap \(clash) belongs to kvmnet network \(other.name); give this network another --name")
+            }
+        }
+        let running = Set((record?.guests ?? []).map(\.spec.tap))
+        for tap in guestTaps where host.link(tap) != nil && !running.contains(tap) {
+            throw .failure("an interface named \(tap) already exists: qemu must create the guest's tap itself; "
+                + "remove it, or give this network another --name")
+        }
         for (name, kind) in wanted {
             guard let l = host.link(name) else { continue }
             if !ours.contains(name) {
