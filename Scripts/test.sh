@@ -6,24 +6,27 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 t0=$SECONDS
+logs=$(mktemp -d /tmp/kvmnet-test-logs.XXXXXX)
 Scripts/setup.sh
 echo "test: building" >&2
-if ! swift build --build-tests >/tmp/kvmnet-build.log 2>&1; then
-  grep -E 'error|warning: unre' /tmp/kvmnet-build.log | head -40 >&2
-  echo "test: the build failed (full log: /tmp/kvmnet-build.log)" >&2
+if ! swift build --build-tests >$logs/build.log 2>&1; then
+  grep -E 'error|warning: unre' $logs/build.log | head -40 >&2
+  echo "test: the build failed (full log: $logs/build.log)" >&2
   exit 1
 fi
 echo "test: swift test" >&2
-swift test --skip-build 2>&1 | tee /tmp/kvmnet-swift-test.log | grep -E '^✘|^✔ Test run|^✘ Test run|error:' || true
-if grep -q '✘' /tmp/kvmnet-swift-test.log || ! grep -q 'Test run with .* passed' /tmp/kvmnet-swift-test.log; then
-  grep -E '✘' /tmp/kvmnet-swift-test.log | head -40 >&2
+swift test --skip-build 2>&1 | tee $logs/swift-test.log | grep -E '^✘|^✔ Test run|^✘ Test run|error:' || true
+if grep -q '✘' $logs/swift-test.log || ! grep -q 'Test run with .* passed' $logs/swift-test.log; then
+  grep -E '✘' $logs/swift-test.log | head -40 >&2
   echo "test: swift test failed" >&2
   exit 1
 fi
-units=$(grep -oE 'Test run with [0-9]+ tests' /tmp/kvmnet-swift-test.log | grep -oE '[0-9]+')
+units=$(grep -oE 'Test run with [0-9]+ tests' $logs/swift-test.log | grep -oE '[0-9]+')
 echo "test: building the default guest" >&2
 Scripts/build-guest.sh >/dev/null
 echo "test: end to end" >&2
 Scripts/e2e.sh
+echo "test: end to end, hook mode" >&2
+Scripts/e2e-hooks.sh
 echo "test: done in $((SECONDS - t0)) s"
-echo "test: $((units + 4)) passed, 0 failed"
+echo "test: $((units + 8)) passed, 0 failed"

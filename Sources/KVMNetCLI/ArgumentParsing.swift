@@ -119,7 +119,7 @@ extension CommandSpec {
                 }
                 if o.value == nil {
                     if inline != nil { throw usageError("option '\(name)' takes no value") }
-                    p.flags.insert(name)
+                    if !p.flags.insert(name).inserted { throw usageError("option '\(name)' given twice") }
                     continue
                 }
                 let v: String

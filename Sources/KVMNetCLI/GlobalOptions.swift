@@ -39,6 +39,19 @@ public protocol KVMNetCommand: Sendable {
     var needsPrivilege: Bool { get }
     /// Runs the command. Returns the exit status (0, or 1 for `status` with drift).
     func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32
+    /// With `--json`, errors too come as one JSON document on stdout.
+    var wantsJSON: Bool { get }
+}
+
+extension KVMNetCommand {
+    public var wantsJSON: Bool { false }
+}
+
+/// What `--json` commands print on stdout when they fail.
+struct ErrorDocument: Encodable {
+    struct Failure: Encodable { var message: String; var exitCode: Int32 }
+    var schemaVersion = 1
+    var error: Failure
 }
 
 /// A command's spec and how to build it from parsed words.
@@ -142,19 +155,19 @@ public enum KVMNetCLI {
         case .help(let text): console.out(text); return 0
         case .version: console.out("kvmnet \(version)\n"); return 0
         case .command(let c):
+            let message: String, code: Int32
             do {
                 return try c.run(env, console, inv.global)
             } catch let e as KVMNetError {
-                console.err("kvmnet: error: \(e.description)\n")
-                return e.exitCode
+                (message, code) = (e.description, e.exitCode)
             } catch let e as HostError {
-                console.err("kvmnet: error: \(e.description)\n")
-                if case .permission = e { return 77 }
-                return 1
+                if case .permission = e { (message, code) = (e.description, 77) } else { (message, code) = (e.description, 1) }
             } catch {
-                console.err("kvmnet: error: \(error)\n")
-                return 1
+                (message, code) = ("\(error)", 1)
             }
+            console.err("kvmnet: error: \(message)\n")
+            if c.wantsJSON { try? console.json(ErrorDocument(error: .init(message: message, exitCode: code))) }
+            return code
         }
     }
 }

@@ -111,6 +111,7 @@ public struct VerifyCommand: KVMNetCommand {
     }
 
     public var needsPrivilege: Bool { true }
+    public var wantsJSON: Bool { json }
 
     public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
         let driver = NetworkDriver(env: env)

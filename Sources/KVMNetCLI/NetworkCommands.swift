@@ -132,6 +132,7 @@ public struct UpCommand: KVMNetCommand {
     }
 
     public var needsPrivilege: Bool { !dryRun }
+    public var wantsJSON: Bool { json }
 
     /// The definition to bring up, from the command line, the config folder or a file.
     func definition(_ env: HostEnvironment) throws -> NetworkDefinition {
@@ -247,8 +248,8 @@ public struct DownCommand: KVMNetCommand {
                 for k in o.handedOver {
                     console.err("kvmnet: \(k) left as it is: another kvmnet network still needs it\n")
                 }
-            } catch let e as KVMNetError where all {
-                failures.append(e.description)
+            } catch where all {
+                failures.append("\(n): \(error)")
             }
         }
         if !failures.isEmpty { throw KVMNetError.failure(failures.joined(separator: "\n")) }
@@ -276,6 +277,7 @@ public struct StatusCommand: KVMNetCommand {
     }
 
     public var needsPrivilege: Bool { true }
+    public var wantsJSON: Bool { json }
 
     public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
         let status = try NetworkDriver(env: env).status(name)

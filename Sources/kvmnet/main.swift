@@ -43,14 +43,16 @@ if case .command = invocation.action, invocation.needsPrivilege, !Capabilities.c
 
 // 3. The whole process moves into the namespace before any thread exists, so netlink,
 //    /proc/sys, /proc/net, /sys and every child see the same one.
-if let ns = invocation.global.netns {
+if case .command = invocation.action, let ns = invocation.global.netns {
     do { try NetworkNamespace.enter(named: ns) } catch { fail(error) }
 }
 
 // 4. Ctrl-C and SIGTERM during `up` roll back and exit 130/143.
+//    A closed stdout (`| head`) must not kill a half-done `up`: writes then fail quietly instead.
 //    A parent may have blocked them (signal masks are inherited): unblock them first.
 signal(SIGINT) { pendingSignal.store($0, ordering: .relaxed) }
 signal(SIGTERM) { pendingSignal.store($0, ordering: .relaxed) }
+signal(SIGPIPE, SIG_IGN)
 var interruptSignals = sigset_t()
 sigemptyset(&interruptSignals)
 sigaddset(&interruptSignals, SIGINT)

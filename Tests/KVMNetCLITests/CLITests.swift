@@ -72,6 +72,14 @@ func kvmnet(_ args: [String], on host: FakeHost = FakeHost.sandbox()) -> (Int32,
         (["down", "--all", "--name", "x"], "--name and --all exclude each other"),
         (["fly"], "unknown command 'fly'"),
         (["--netns", "a/b", "status"], "invalid namespace name 'a/b'"),
+        (["up", "nat", "--subnet", "01.2.3.0/24"], "invalid subnet '01.2.3.0/24'"),
+        (["up", "nat", "--subnet", "224.0.0.0/24"], "subnet 224.0.0.0/24 is multicast"),
+        (["up", "nat", "--subnet", "0.0.0.0/0"], "wider than a /8"),
+        (["status", "--json", "--json"], "option '--json' given twice"),
+        (["up", "nat", "--memory", "256"], "--memory is a guest option: it needs --guests N"),
+        (["up", "bridged", "--guests", "1", "--guest-ip", "1.2.3.0-1.2.255.255"], "at most 4096 addresses"),
+        (["exec", "--", "true"], "name a GUEST, or give --console SOCKET"),
+        (["define", "nat", "--guests", "2"], "unknown option '--guests'"),
     ])
     func badInputExits64NamingTheValue(_ args: [String], _ message: String) {
         let (status, out, err) = kvmnet(args)
@@ -164,6 +172,43 @@ func kvmnet(_ args: [String], on host: FakeHost = FakeHost.sandbox()) -> (Int32,
         #expect(s == 0 && out.contains("undo: created bridge kb-iso"))
         #expect(host.records.count == 2)
         #expect(kvmnet(["down", "--all"], on: host).0 == 0)
+        #expect(host.snapshot() == before)
+    }
+
+    @Test func errorsWithJsonAreOneJsonDocument() throws {
+        let host = FakeHost.sandbox()
+        host.addLink("br-in", kind: "bridge")
+        let (s, out, err) = kvmnet(["up", "nat", "--json"], on: host)
+        #expect(s == 1 && err.contains("br-in already exists"))
+        let doc = try JSONSerialization.jsonObject(with: Data(out.utf8)) as? [String: Any]
+        let e = doc?["error"] as? [String: Any]
+        #expect(e?["exitCode"] as? Int == 1)
+        #expect((e?["message"] as? String)?.contains("br-in") == true)
+    }
+
+    @Test func defineThenUpByNameThenUndefine() throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        let guests = FakeGuests()
+        func run(_ args: [String]) -> (Int32, String, String) {
+            let c = Captured()
+            do {
+                return (KVMNetCLI.run(try KVMNetCLI.parse(args), env: host.environment(guests: guests), console: c.console), c.out, c.err)
+            } catch let e as KVMNetError { return (e.exitCode, "", e.description) } catch { return (1, "", "\(error)") }
+        }
+        #expect(run(["up", "--name", "lab"]).0 == 64, "not defined yet")
+        let (d, out, _) = run(["define", "routed", "--name", "lab", "--subnet", "10.3.0.0/24"])
+        #expect(d == 0 && out.contains("defined network lab (routed)"))
+        #expect(host.snapshot() == before, "define changes nothing on the host")
+        #expect(guests.files["/etc/kvmnet/hooks/lab/qemu-ifup"]?.contains("--config-dir '/etc/kvmnet' hook ifup \"$1\" --name lab") == true)
+        let (h, hooks, _) = run(["hooks", "--name", "lab"])
+        #expect(h == 0 && hooks.contains("script=/etc/kvmnet/hooks/lab/qemu-ifup,downscript=/etc/kvmnet/hooks/lab/qemu-ifdown"))
+        #expect(run(["up", "--name", "lab", "--subnet", "10.4.0.0/24"]).0 == 64, "a defined network keeps its options")
+        #expect(run(["up", "--name", "lab"]).0 == 0)
+        #expect(host.addressTable.contains { $0.interface == "kb-lab" && $0.address == "10.3.0.254" })
+        #expect(run(["down", "--name", "lab"]).0 == 0)
+        #expect(run(["undefine", "--name", "lab"]).1.contains("no longer defined"))
+        #expect(run(["undefine", "--name", "lab"]).1.contains("not defined"))
         #expect(host.snapshot() == before)
     }
 

@@ -212,7 +212,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
             let argv = [Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir, "up", "nat", "--taps", "600"]
             let cArgs = argv.map { strdup($0) } + [nil]
             defer { cArgs.forEach { free($0) } }
-            #expect(posix_spawn(&pid, Sandbox.binary, nil, nil, cArgs, environ) == 0)
+            #expect(quietSpawn(&pid, cArgs) == 0)
             // Wait until the bridge exists, so the signal lands in the middle of the work.
             for _ in 0..<200 {
                 if (try? s.inHost("ip", "link", "show", "vif3.0")) != nil { break }
@@ -242,7 +242,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
             let argv = [Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir, "up", "nat", "--taps", "4"]
             let cArgs = argv.map { strdup($0) } + [nil]
             defer { cArgs.forEach { free($0) } }
-            posix_spawn(&pid, Sandbox.binary, nil, nil, cArgs, environ)
+            _ = quietSpawn(&pid, cArgs)
             pids.append(pid)
         }
         for p in pids {
@@ -342,4 +342,14 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
 func lineDiff(_ a: String, _ b: String) -> String {
     let x = a.split(separator: "\n"), y = b.split(separator: "\n")
     return (x.filter { !y.contains($0) }.map { "- \($0)" } + y.filter { !x.contains($0) }.map { "+ \($0)" }).joined(separator: "\n")
+}
+
+/// Starts the kvmnet binary with its output going to /dev/null (its errors are expected here).
+func quietSpawn(_ pid: inout pid_t, _ argv: [UnsafeMutablePointer<CChar>?]) -> Int32 {
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+    return posix_spawn(&pid, Sandbox.binary, &actions, nil, argv, environ)
 }

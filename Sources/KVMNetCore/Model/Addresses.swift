@@ -10,8 +10,9 @@ public struct IPv4Address: Hashable, Comparable, Codable, Sendable, CustomString
         guard parts.count == 4 else { return nil }
         var v: UInt32 = 0
         for p in parts {
+            // No leading zeros: "010" reads as octal to some tools and as decimal to others.
             guard !p.isEmpty, p.count <= 3, p.allSatisfy({ $0.isASCII && $0.isNumber }),
-                  let n = UInt32(p), n <= 255 else { return nil }
+                  p.count == 1 || p.first != "0", let n = UInt32(p), n <= 255 else { return nil }
             v = v << 8 | n
         }
         value = v

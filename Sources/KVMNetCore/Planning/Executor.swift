@@ -206,8 +206,14 @@ public final class Executor {
                 case .addedRoute(let r):
                     do { try links.deleteRoute(r) } catch HostError.notFound {}
                 case .removedAddress(let a):
+                    // An uplink that no longer exists cannot get its address back: nothing to restore.
+                    guard try links.link(named: a.interface) != nil else {
+                        env.log("\(a.interface) no longer exists: its address \(a.address)/\(a.prefixLength) cannot be put back")
+                        break
+                    }
                     do { try links.addAddress(a) } catch HostError.exists {}
                 case .removedRoute(let r):
+                    guard try links.link(named: r.interface) != nil else { break }
                     try ensureRoute(r)
                 case .enslaved(let port, let bridge):
                     guard let l = try links.link(named: port), l.masterIndex != 0 else { break }

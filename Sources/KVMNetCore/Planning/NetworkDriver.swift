@@ -238,6 +238,10 @@ public struct NetworkStatus: Sendable {
                 break
             }
         }
+        if spec.model != .bridged, host.link(br) != nil,
+           let v6 = try? sysctl.read("net/ipv6/conf/\(br)/disable_ipv6"), v6 != "1" {
+            drift.append("IPv6 is on on \(br) (disable_ipv6=\(v6)): guests can reach the host over a link-local address")
+        }
         if spec.model.needsForwarding, forwarding != "1",
            !record.journal.contains(where: { if case .changedSysctl = $0 { return true } else { return false } }) {
             drift.append("net.ipv4.ip_forward is \(forwarding ?? "unknown"): the \(spec.model) model needs 1")

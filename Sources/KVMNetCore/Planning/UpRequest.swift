@@ -43,6 +43,9 @@ public enum SpecResolver {
         if let s = r.subnet, s.prefixLength > 30 {
             throw .usage("subnet \(s) is too small: use a prefix of /30 or shorter")
         }
+        if let s = r.subnet, let why = reserved(s) {
+            throw .usage("subnet \(s) is \(why): choose a private range such as 192.168.1.0/24 or 10.0.1.0/24")
+        }
         if let s = r.subnet, s.address != s.network {
             throw .usage("subnet \(s) has host bits set: did you mean \(s.subnet)?")
         }
@@ -57,6 +60,16 @@ public enum SpecResolver {
             throw .usage("--taps \(n): a Linux bridge holds at most \(maxBridgePorts) ports"
                          + (r.model == .bridged ? " (one is the uplink), so at most \(maxTaps) taps" : ""))
         }
+    }
+
+    /// Why a subnet cannot hold guests, or nil.
+    static func reserved(_ s: CIDRv4) -> String? {
+        let specials: [(String, String)] = [("0.0.0.0/8", "\"this network\" (0.0.0.0/8)"), ("127.0.0.0/8", "loopback"),
+                                            ("224.0.0.0/4", "multicast"), ("240.0.0.0/4", "reserved (240.0.0.0/4)"),
+                                            ("169.254.0.0/16", "link-local")]
+        if s.prefixLength < 8 { return "wider than a /8" }
+        for (range, name) in specials where CIDRv4(range)!.overlaps(s) { return name }
+        return nil
     }
 
     /// The complete spec for `r` on a host that looks like `links`/`routes`.

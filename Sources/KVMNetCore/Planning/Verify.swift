@@ -21,8 +21,22 @@ public enum VerifyPlan {
     /// The IPv6 link-local address a MAC yields (modified EUI-64).
     public static func linkLocal(_ mac: MACAddress) -> String {
         let b = mac.bytes
-        func h(_ hi: UInt8, _ lo: UInt8) -> String { String(UInt16(hi) << 8 | UInt16(lo), radix: 16) }
-        return "fe80::\(h(b[0] ^ 0x02, b[1])):\(h(b[2], 0xff)):\(h(0xfe, b[3])):\(h(b[4], b[5]))"
+        func g(_ hi: UInt8, _ lo: UInt8) -> UInt16 { UInt16(hi) << 8 | UInt16(lo) }
+        return ipv6Text([0xfe80, 0, 0, 0, g(b[0] ^ 0x02, b[1]), g(b[2], 0xff), g(0xfe, b[3]), g(b[4], b[5])])
+    }
+
+    /// RFC 5952 text: lower-case hex, the longest run of two or more zero groups as "::".
+    static func ipv6Text(_ groups: [UInt16]) -> String {
+        var best = (start: -1, length: 0), i = 0
+        while i < groups.count {
+            var j = i
+            while j < groups.count && groups[j] == 0 { j += 1 }
+            if j - i > best.length && j - i >= 2 { best = (i, j - i) }
+            i = max(j, i + 1)
+        }
+        let hex = groups.map { String($0, radix: 16) }
+        guard best.start >= 0 else { return hex.joined(separator: ":") }
+        return hex[..<best.start].joined(separator: ":") + "::" + hex[(best.start + best.length)...].joined(separator: ":")
     }
 
     /// - Parameters:
