@@ -46,6 +46,12 @@ func kvmnet(_ args: [String], on host: FakeHost = FakeHost.sandbox()) -> (Int32,
         #expect(inv.needsPrivilege, "--netns always needs root")
     }
 
+    @Test func ifupAndIfdownLinksMeanTheHookCommand() throws {
+        #expect(KVMNetCLI.rewrite(argv0: "/usr/local/bin/kvmnet-ifup", ["vif1.0"]) == ["hook", "ifup", "vif1.0"])
+        #expect(KVMNetCLI.rewrite(argv0: "kvmnet-ifdown", ["vif1.0"]) == ["hook", "ifdown", "vif1.0"])
+        #expect(KVMNetCLI.rewrite(argv0: "/usr/bin/kvmnet", ["status"]) == ["status"])
+    }
+
     @Test func stateDirComesFromTheEnvironment() throws {
         let inv = try KVMNetCLI.parse(["status"], environment: ["KVMNET_STATE_DIR": "/tmp/x"])
         #expect(inv.global.stateDir == "/tmp/x")
