@@ -9,6 +9,10 @@
 # Usage: Scripts/e2e.sh [MODEL...]   (default: isolated routed nat bridged)
 # Env:   KVMNET=path/to/kvmnet (default .build/debug/kvmnet); the default guest must be built
 #        (Scripts/build-guest.sh) since the namespaces cannot reach Debian's mirrors.
+#        FIREWALL=auto|iptables|nftables (default auto).
+#        HOST=plain|docker (default plain): docker makes the pretend host look like one running
+#        Docker (ip_forward 1, FORWARD policy DROP, a DOCKER-USER chain); its policy and chains
+#        must be there, unchanged, after down.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 models=("$@")
@@ -16,11 +20,13 @@ models=("$@")
 [ "$(id -u)" -eq 0 ] || { echo "e2e: needs root (creates network namespaces)" >&2; exit 77; }
 
 KVMNET=${KVMNET:-$PWD/.build/debug/kvmnet}
+FIREWALL=${FIREWALL:-auto}
+HOST=${HOST:-plain}
 . Scripts/lib/sandbox.sh
 passed=0 failed=0
 failures=()
 
-say() { printf 'e2e: %s\n' "$*" >&2; }
+say() { printf 'e2e[%s,%s]: %s\n' "$FIREWALL" "$HOST" "$*" >&2; }
 trap sandbox_cleanup EXIT
 trap 'exit 130' INT TERM
 
@@ -36,9 +42,17 @@ check() { # NAME EXPECTED OBSERVED
 run_model() {
   local model=$1 ok=0
   sandbox_create
+  if [ "$HOST" = docker ]; then
+    ip netns exec "$H" sh -c 'echo 1 > /proc/sys/net/ipv4/ip_forward'
+    ip netns exec "$H" iptables -w -N DOCKER-USER
+    ip netns exec "$H" iptables -w -A DOCKER-USER -j RETURN
+    ip netns exec "$H" iptables -w -A FORWARD -j DOCKER-USER
+    ip netns exec "$H" iptables -w -P FORWARD DROP
+  fi
   local before; before=$(sandbox_snapshot)
-  local args=(up "$model" --guests 2 --accel tcg)
+  local args=(up "$model" --guests 2 --accel tcg --firewall "$FIREWALL")
   [ "$model" = bridged ] && args+=(--uplink eth0 --guest-ip 10.241.96.90-10.241.96.99)
+  [ "$model" = nat ] && args+=(--forward tcp:8080:guest01:80)
   say "$model: kvmnet ${args[*]}"
   local t0=$SECONDS
   kv "${args[@]}" >/dev/null || { say "$model: up failed"; return 1; }
@@ -70,11 +84,32 @@ run_model() {
     ip -n "$O" route del "$subnet" via 10.241.96.176
   fi
 
+  if [ "$model" = nat ]; then
+    # The forward reaches guest01 from the outside, from the host and from guest02 (hairpin).
+    local page
+    page=$(ip netns exec "$O" timeout 5 busybox wget -qO- http://10.241.96.176:8080/ 2>/dev/null || true)
+    check "$model: outside → forward tcp:8080 → guest01" guest01 "$page" || ok=1
+    page=$(ip netns exec "$H" timeout 5 busybox wget -qO- http://10.241.96.176:8080/ 2>/dev/null || true)
+    check "$model: host → forward → guest01" guest01 "$page" || ok=1
+    page=$(kv exec guest02 -- timeout 5 wget -qO- http://10.241.96.176:8080/ 2>/dev/null || true)
+    check "$model: guest02 → forward on the host's address → guest01" guest01 "$page" || ok=1
+    kv forward add tcp:8081:guest02:80 >/dev/null
+    page=$(ip netns exec "$O" timeout 5 busybox wget -qO- http://10.241.96.176:8081/ 2>/dev/null || true)
+    check "$model: a forward added at runtime → guest02" guest02 "$page" || ok=1
+    kv forward del tcp:8081:guest02:80 >/dev/null
+    page=$(ip netns exec "$O" timeout 3 busybox wget -qO- http://10.241.96.176:8081/ 2>/dev/null || echo closed)
+    check "$model: a removed forward is closed" closed "$page" || ok=1
+  fi
+
   local pids; pids=$(cat "$STATE"/netns-"$H"/default/guest*.pid 2>/dev/null || true)
   kv down >/dev/null || { say "$model: down failed"; ok=1; }
   for p in $pids; do
     if [ -d /proc/$p ] && grep -qa -- "$STATE" /proc/$p/cmdline 2>/dev/null; then say "$model: qemu $p survived down"; ok=1; fi
   done
+  if [ "$model" = nat ]; then
+    local page; page=$(ip netns exec "$O" timeout 3 busybox wget -qO- http://10.241.96.176:8080/ 2>/dev/null || echo closed)
+    check "$model: the forward is closed after down" closed "$page" || ok=1
+  fi
   local after; after=$(sandbox_snapshot)
   if [ "$before" != "$after" ]; then
     say "$model: the host namespace differs after down:"
@@ -88,5 +123,5 @@ run_model() {
 for m in "${models[@]}"; do
   if run_model "$m"; then passed=$((passed + 1)); say "$m: PASS"; else failed=$((failed + 1)); failures+=("$m"); say "$m: FAIL"; fi
 done
-echo "e2e: ${passed} passed, ${failed} failed${failures:+ (${failures[*]})}"
+echo "e2e[$FIREWALL,$HOST]: ${passed} passed, ${failed} failed${failures:+ (${failures[*]})}"
 [ "$failed" -eq 0 ]

@@ -8,7 +8,7 @@ packages=(
   iptables nftables                          # firewall backends
   qemu-system-x86 qemu-utils                 # guests
   busybox-static cpio kmod zstd              # building the default guest
-  procps util-linux tcpdump                  # tests: pgrep, setpriv/unshare, captures
+  procps util-linux tcpdump conntrack        # tests: pgrep, setpriv/unshare, captures; flushing flows for forwards
   python3                                    # tests: serial console and QMP I/O in guest-smoke.sh
 )
 

@@ -37,10 +37,13 @@ struct NetworkDocument: Encodable {
     var complete: Bool
     var drift: [String]
     var guests: [Guest]
+    var forwards: [Forward]
+    var firewallReason: String?
     var hookTaps: [HookTap]
     var lazy: Bool
 
     struct HookTap: Encodable { var name: String; var present: Bool }
+    struct Forward: Encodable { var proto: String; var hostPort: UInt16; var guest: String; var address: String; var port: UInt16 }
 
     struct Guest: Encodable {
         var name: String, pid: Int32?, running: Bool, mac: String, tap: String, address: String?, gateway: String?, accel: String
@@ -67,6 +70,10 @@ struct NetworkDocument: Encodable {
         }
         complete = s.record.complete
         drift = s.drift
+        forwards = (s.record.forwards ?? []).map {
+            Forward(proto: $0.proto.rawValue, hostPort: $0.hostPort, guest: $0.guest, address: $0.address.description, port: $0.port)
+        }
+        firewallReason = s.record.firewallReason
         hookTaps = s.hookTaps.map { HookTap(name: $0.0, present: $0.1) }
         lazy = s.record.lazy ?? false
         guests = s.guests.map { g, alive in

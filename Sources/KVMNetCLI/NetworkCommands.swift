@@ -11,7 +11,8 @@ let networkOptions: [OptionSpec] = [
     OptionSpec("--uplink", value: "IFNAME", help: "bridged: the NIC to enslave (default: the one holding the IPv4 default route)."),
     OptionSpec("--taps", value: "N", help: "Pre-create N persistent taps on the bridge (at most 1023 ports)."),
     OptionSpec("--tap-owner", value: "USER", help: "Owner of the pre-created taps, a name or uid (default root)."),
-    OptionSpec("--firewall", value: "auto|iptables", help: "Firewall backend (default auto: iptables)."),
+    OptionSpec("--firewall", value: "auto|iptables|nftables", help: "Firewall backend (default auto: nftables unless iptables' FORWARD drops)."),
+    OptionSpec("--forward", value: "PROTO:HOSTPORT:GUEST:PORT", help: "nat: forward a host port to a guest (repeatable).", repeatable: true),
     OptionSpec("--force", help: "bridged: accept an uplink whose address was leased by DHCP."),
 ]
 
@@ -35,6 +36,7 @@ extension ParsedArguments {
         }
         d.firewall = value("--firewall")
         d.force = has("--force") ? true : nil
+        d.forward = values["--forward"]
         if d.tapOwner != nil && (d.taps ?? 0) == 0 { throw .usage("--tap-owner needs --taps N") }
         _ = try d.request()
         return d
@@ -161,6 +163,7 @@ public struct UpCommand: KVMNetCommand {
         }
         if dryRun {
             let outcome = try NetworkDriver(env: env).up(r, guests: guests.count > 0 ? guests : nil, dryRun: true)
+            for f in outcome.findings { console.err("kvmnet: \(f.severity): \(f.message); \(f.action)\n") }
             if json {
                 try console.json(PlanDocument(network: r.name.rawValue, model: r.model.rawValue,
                                               steps: outcome.steps.map { .init(summary: $0.summary, command: $0.command) }))
@@ -175,6 +178,7 @@ public struct UpCommand: KVMNetCommand {
         let outcome = try driver.up(r, guests: guests.count > 0 ? guests : nil) { i, n, step in
             if n > 40 && (i % 64 == 0 || i == n - 1) { console.err("kvmnet: [\(i + 1)/\(n)] \(step.summary)\n") }
         }
+        for f in outcome.findings where f.severity != .info { console.err("kvmnet: \(f.severity): \(f.message); \(f.action)\n") }
         if guests.count > 0 {
             do {
                 _ = try driver.launchGuests(guests, network: r.name) { console.err("kvmnet: \($0)\n") }
@@ -191,7 +195,7 @@ public struct UpCommand: KVMNetCommand {
             try console.json(StatusDocument(networks: status.map(NetworkDocument.init), action: outcome.action.rawValue))
         } else {
             switch outcome.action {
-            case .created: console.out("network \(r.name) is up\n")
+            case .created: console.out("network \(r.name) is up (firewall: \(outcome.spec.firewall), \(outcome.firewallReason))\n")
             case .repaired: console.out("network \(r.name) was up; repaired: "
                                         + outcome.performed.map(\.summary).joined(separator: ", ") + "\n")
             case .unchanged, .planned: console.out("network \(r.name) is up; nothing to change\n")
@@ -303,6 +307,10 @@ func render(_ s: NetworkStatus) -> String {
     line("ports", s.ports.isEmpty ? "none" : s.ports.joined(separator: " "))
     let fw = s.record.journal.compactMap { e -> FirewallRecord? in if case .firewall(let f) = e { return f } else { return nil } }.first
     line("firewall", fw.map { "\($0.backend): " + $0.chains.joined(separator: " ") } ?? "none")
+    if let why = s.record.firewallReason, !why.isEmpty { line("", "(\(why))") }
+    if let fwds = s.record.forwards, !fwds.isEmpty {
+        line("forwards", fwds.map { "\($0.proto)/\($0.hostPort) → \($0.address):\($0.port) (\($0.guest))" }.joined(separator: ", "))
+    }
     let sysctls = s.record.journal.compactMap { e -> String? in
         if case .changedSysctl(let k, let p, let v) = e { return "\(k)=\(v) (was \(p))" } else { return nil }
     }

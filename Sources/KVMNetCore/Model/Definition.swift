@@ -17,9 +17,10 @@ public struct NetworkDefinition: Codable, Equatable, Sendable {
     public var tapOwner: String?
     public var firewall: String?
     public var force: Bool?
+    public var forward: [String]?
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, model, name, bridge, subnet, address, mtu, uplink, taps, firewall, force
+        case schemaVersion, model, name, bridge, subnet, address, mtu, uplink, taps, firewall, force, forward
         case tapOwner = "tap-owner"
     }
 
@@ -36,6 +37,7 @@ public struct NetworkDefinition: Codable, Equatable, Sendable {
         self.tapOwner = tapOwner
         firewall = r.firewall?.rawValue
         force = r.force ? true : nil
+        forward = r.forwards.isEmpty ? nil : r.forwards.map(\.description)
     }
 
     /// Parses and validates a definition file's text; errors name the file and the bad value (exit 64).
@@ -68,9 +70,10 @@ public struct NetworkDefinition: Codable, Equatable, Sendable {
         r.mtu = mtu
         r.taps = taps
         if let f = firewall {
-            guard f == "auto" || f == "iptables" else { throw .usage("invalid firewall backend '\(f)': choose auto or iptables") }
-            r.firewall = .iptables
+            guard let c = FirewallChoice(rawValue: f) else { throw .usage("invalid firewall backend '\(f)': choose auto, iptables or nftables") }
+            r.firewall = c
         }
+        for f in forward ?? [] { r.forwards.append(try PortForward.Request.parse(f)) }
         r.force = force ?? false
         try SpecResolver.validate(r)
         return r

@@ -26,7 +26,12 @@ public enum NetworkModel: String, Codable, CaseIterable, Sendable, CustomStringC
 }
 
 public enum FirewallBackend: String, Codable, Sendable, CaseIterable {
-    case iptables
+    case iptables, nftables
+}
+
+/// What `--firewall` asked for.
+public enum FirewallChoice: String, Codable, Sendable, CaseIterable {
+    case auto, iptables, nftables
 }
 
 /// A network as `up` resolved it: every default filled in, every value validated.

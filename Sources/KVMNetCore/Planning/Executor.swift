@@ -128,27 +128,20 @@ public final class Executor {
             try journal(.addedRoute(r))
             try ensureRoute(r)
 
-        case .installFirewall(let rules):
-            let ipt = Iptables(env.commands)
-            let present = try ipt.save()
-            let rec = rules.record(existingChains: present.chainNames)
-            let expected = rules.expectedLines()
-            let inPlace = rec.jumps.allSatisfy { present.count($0) == 1 }
-                && expected.allSatisfy { key, lines in present.rules[key] ?? [] == lines.map(IptablesState.normalise) }
-                && record.journal.contains(.firewall(rec))
-            if inPlace { return false }
-            if let i = record.journal.firstIndex(where: { if case .firewall = $0 { return true } else { return false } }) {
-                // Repair: the set of jumps may have grown (a DOCKER-USER chain appeared).
-                var merged = rec
-                if case .firewall(let old) = record.journal[i] {
-                    merged.jumps = Array(Set(old.jumps).union(rec.jumps)).sorted { "\($0.table)\($0.from)" < "\($1.table)\($1.from)" }
-                }
-                record.journal[i] = .firewall(merged)
+        case .installFirewall(let plan):
+            let index = record.journal.firstIndex { if case .firewall = $0 { return true } else { return false } }
+            var previous: FirewallRecord? = nil
+            if let i = index, case .firewall(let f) = record.journal[i] { previous = f }
+            let change = try Firewall(env.commands).prepare(plan, previous: previous)
+            if !change.needed { return false }
+            if let i = index {
+                // Repair or new forwards: the record grows (a DOCKER-USER chain may have appeared).
+                record.journal[i] = .firewall(change.record)
                 try env.state.save(record)
             } else {
-                try journal(.firewall(rec))
+                try journal(.firewall(change.record))
             }
-            try ipt.restore(rules.installScript(present: present))
+            try change.apply()
         }
         return true
     }
@@ -221,8 +214,7 @@ public final class Executor {
                         try links.setMaster(name: port, bridge: nil)
                     }
                 case .firewall(let rec):
-                    let ipt = Iptables(env.commands)
-                    try ipt.restore(iptablesRemovalScript(rec, present: try ipt.save()))
+                    try Firewall(env.commands).remove(rec)
                 }
             } catch {
                 problems.append((entry, "undo \(entry.summary): \(error)"))

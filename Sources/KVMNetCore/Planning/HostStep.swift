@@ -19,7 +19,7 @@ public enum HostStep: Equatable, Sendable {
     case removeAddress(InterfaceAddress)
     case addRoute(RouteInfo)
     /// Installs the network's firewall chains and jumps in one transaction.
-    case installFirewall(IptablesRuleset)
+    case installFirewall(FirewallPlan)
 
     /// The command a person would type for this step.
     public var command: String {
@@ -45,8 +45,8 @@ public enum HostStep: Equatable, Sendable {
             return "ip addr del \(a.address)/\(a.prefixLength) dev \(a.interface)"
         case .addRoute(let r):
             return "ip \(r.family == .inet6 ? "-6 " : "")route add \(r)"
-        case .installFirewall(let rules):
-            return "iptables-restore -w --noflush <<EOF\n" + rules.installScript(present: IptablesState()) + "EOF"
+        case .installFirewall(let plan):
+            return plan.command
         }
     }
 
@@ -63,7 +63,7 @@ public enum HostStep: Equatable, Sendable {
         case .removeRoute(let r): return "remove route \(r)"
         case .removeAddress(let a): return "remove address \(a)"
         case .addRoute(let r): return "add route \(r)"
-        case .installFirewall(let r): return "install firewall rules for \(r.network)"
+        case .installFirewall(let p): return "install \(p.backend) rules for \(p.spec.name)"
         }
     }
 }

@@ -10,6 +10,8 @@ public struct UpOutcome: Sendable {
     public var changes: [JournalEntry]
     /// The steps that changed something.
     public var performed: [HostStep] = []
+    public var findings: [Finding] = []
+    public var firewallReason: String = ""
 }
 
 /// What `down` did or would do.
@@ -44,13 +46,32 @@ public final class NetworkDriver {
         }
     }
 
+    /// Everything `up` will do, decided before anything changes.
+    public struct UpPlan: Sendable {
+        public var spec: NetworkSpec
+        public var steps: [HostStep]
+        public var record: NetworkRecord?
+        public var host: HostObservation
+        /// What the host's firewall means for this network (errors stop `up`).
+        public var findings: [Finding]
+        /// Every forward of the network: recorded ones and new ones.
+        public var forwards: [PortForward]
+        /// Forwards this call adds (their old conntrack entries are flushed).
+        public var newForwards: [PortForward]
+        public var firewallReason: String
+    }
+
     /// Resolves, checks and plans `up` without changing anything.
-    /// - Parameter guests: the guests `up` will launch: checked now, and their taps must not exist.
-    public func plan(_ request: UpRequest, guests: GuestRequest? = nil) throws -> (NetworkSpec, [HostStep], NetworkRecord?, HostObservation) {
+    /// - Parameters:
+    ///   - guests: the guests `up` will launch: checked now, and their taps must not exist.
+    ///   - enforce: fail on findings that mean the network would not pass traffic.
+    public func plan(_ request: UpRequest, guests: GuestRequest? = nil, enforce: Bool = true) throws -> UpPlan {
         let record = try env.state.load(request.name)
         if let r = record { try checkNamespace(r) }
         let host = try observe()
+        let facts = try Doctor.facts(env)
         let spec: NetworkSpec
+        var reason = record?.firewallReason ?? ""
         if let r = record {
             let diff = SpecResolver.conflicts(request, with: r.spec)
             if !diff.isEmpty {
@@ -59,16 +80,38 @@ public final class NetworkDriver {
             }
             spec = r.spec
         } else {
-            spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace)
+            let (backend, why) = try Doctor.chooseBackend(request.firewall ?? .auto, facts)
+            reason = why
+            spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace, backend: backend)
+        }
+        let findings = Doctor.findings(for: spec, facts)
+        let errors = findings.filter { $0.severity == .error }
+        if enforce, !errors.isEmpty {
+            throw KVMNetError.failure("network \(spec.name) would not pass traffic on this host:\n"
+                + errors.map { "  - \($0.message)\n    \($0.action)" }.joined(separator: "\n"))
         }
         let others = try env.state.all().filter { $0.name != spec.name }
-        let guestTaps = try guests.map { try guestSpecs($0, spec: spec, record: record, host: host).map(\.tap) } ?? []
-        try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless,
-                          force: request.force, guestTaps: guestTaps)
-        if env.commands.which("iptables-restore") == nil || env.commands.which("iptables-save") == nil {
-            throw KVMNetError.failure("iptables is not installed: install the Debian package iptables (apt-get install iptables)")
+        let planned = try guests.map { try guestSpecs($0, spec: spec, record: record, host: host) } ?? []
+        // Forwards name guests of this call or of the record.
+        let known = planned + (record?.guests ?? []).map(\.spec).filter { g in !planned.contains { $0.name == g.name } }
+        var forwards = record?.forwards ?? []
+        var added: [PortForward] = []
+        for r in request.forwards {
+            let f = try PortForward.resolve(r, spec: spec, guests: known)
+            if let old = forwards.first(where: { $0.proto == f.proto && $0.hostPort == f.hostPort }) {
+                if old.address != f.address || old.port != f.port {
+                    throw KVMNetError.failure("host port \(f.proto)/\(f.hostPort) is already forwarded to \(old.guest):\(old.port); "
+                        + "remove it first (kvmnet forward del --name \(spec.name) \(old))")
+                }
+                continue
+            }
+            forwards.append(f)
+            added.append(f)
         }
-        return (spec, Planner.plan(spec, on: host, record: record), record, host)
+        try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless,
+                          force: request.force, guestTaps: planned.map(\.tap))
+        return UpPlan(spec: spec, steps: Planner.plan(spec, on: host, record: record, forwards: forwards), record: record,
+                      host: host, findings: findings, forwards: forwards, newForwards: added, firewallReason: reason)
     }
 
     /// Brings the network up, or repairs it when it is up already.
@@ -76,32 +119,52 @@ public final class NetworkDriver {
     public func up(_ request: UpRequest, guests: GuestRequest? = nil, dryRun: Bool = false, lazy: Bool = false,
                    progress: (Int, Int, HostStep) -> Void = { _, _, _ in }) throws -> UpOutcome {
         if dryRun {
-            let (spec, steps, _, _) = try plan(request, guests: guests)
-            return UpOutcome(action: .planned, spec: spec, steps: steps, changes: [])
+            let p = try plan(request, guests: guests, enforce: false)
+            return UpOutcome(action: .planned, spec: p.spec, steps: p.steps, changes: [], findings: p.findings,
+                             firewallReason: p.firewallReason)
         }
         return try env.state.withLock {
-            let (spec, steps, existing, host) = try plan(request, guests: guests)
+            let p = try plan(request, guests: guests)
+            let existing = p.record, spec = p.spec, steps = p.steps
             var record = existing ?? NetworkRecord(spec: spec, namespace: env.namespace)
             record.complete = false
             record.lazy = lazy && (existing == nil || existing?.lazy == true) ? true : nil
+            record.forwards = p.forwards.isEmpty ? nil : p.forwards
+            record.firewallReason = p.firewallReason
             pruneDeadHookTaps(&record)
             try env.state.save(record)
-            let executor = Executor(env: env, record: record, observation: host)
+            let executor = Executor(env: env, record: record, observation: p.host)
             let before = record.journal.count
             do {
                 try executor.apply(steps) { i, step in progress(i, steps.count, step) }
             } catch {
-                if existing == nil { try? env.state.remove(spec.name) }
-                else { var r = executor.record; r.complete = existing!.complete; try? env.state.save(r) }
+                if let old = existing { var r = executor.record; r.complete = old.complete; r.forwards = old.forwards; try? env.state.save(r) }
+                else { try? env.state.remove(spec.name) }
                 throw error
             }
             record = executor.record
             record.complete = true
             try env.state.save(record)
             try writeHooks(spec.name)
+            flushConntrack(p.newForwards)
             let changes = Array(record.journal[before...])
             let action: UpOutcome.Action = existing == nil ? .created : (executor.performed.isEmpty ? .unchanged : .repaired)
-            return UpOutcome(action: action, spec: spec, steps: steps, changes: changes, performed: executor.performed)
+            return UpOutcome(action: action, spec: spec, steps: steps, changes: changes, performed: executor.performed,
+                             findings: p.findings, firewallReason: p.firewallReason)
+        }
+    }
+
+    /// A flow that started before a forward existed keeps its old translation: delete the
+    /// conntrack entries of the forwarded ports. Equals `conntrack -D -p PROTO --orig-port-dst PORT`.
+    func flushConntrack(_ forwards: [PortForward]) {
+        guard !forwards.isEmpty else { return }
+        guard env.commands.which("conntrack") != nil else {
+            env.log("notice: conntrack is not installed (apt-get install conntrack): flows already under way to a forwarded port keep their old translation")
+            return
+        }
+        for f in forwards {
+            // Exit 1 means "no entry matched": fine.
+            _ = try? env.commands.run(["conntrack", "-D", "-p", f.proto.rawValue, "--orig-port-dst", "\(f.hostPort)"], stdin: nil)
         }
     }
 
@@ -169,12 +232,18 @@ public final class NetworkDriver {
         if let n = name { records = records.filter { $0.name == n } }
         if records.isEmpty { return [] }
         let host = try observe()
-        let ipt = try Iptables(env.commands).save()
+        let firewall = Firewall(env.commands)
         let running: (GuestRecord) -> Bool = { [env] g in
             guard let pid = g.pid, let st = g.startTime, let control = env.guests else { return false }
             return control.startTime(of: pid) == st
         }
-        return records.map { NetworkStatus(record: $0, host: host, iptables: ipt, sysctl: env.sysctl, namespace: env.namespace, running: running) }
+        return try records.map { r in
+            var drift: [String] = []
+            for case .firewall(let fw) in r.journal {
+                drift += try firewall.drift(FirewallPlan(spec: r.spec, forwards: r.forwards ?? []), record: fw)
+            }
+            return NetworkStatus(record: r, host: host, firewallDrift: drift, sysctl: env.sysctl, namespace: env.namespace, running: running)
+        }
     }
 }
 
@@ -190,7 +259,7 @@ public struct NetworkStatus: Sendable {
     /// Taps hooks attached, with whether they still exist.
     public var hookTaps: [(String, Bool)]
 
-    init(record: NetworkRecord, host: HostObservation, iptables: IptablesState, sysctl: any SysctlStore,
+    init(record: NetworkRecord, host: HostObservation, firewallDrift: [String], sysctl: any SysctlStore,
          namespace: NamespaceIdentity, running: (GuestRecord) -> Bool) {
         self.record = record
         guests = (record.guests ?? []).map { ($0, running($0)) }
@@ -219,21 +288,8 @@ public struct NetworkStatus: Sendable {
                 if host.master(of: port) != b { drift.append("\(port) is no longer a port of \(b)") }
             case .changedSysctl(let key, _, let value):
                 if let v = try? sysctl.read(key), v != value { drift.append("\(key) is \(v), kvmnet set \(value): someone changed it") }
-            case .firewall(let fw):
-                for j in fw.jumps where !iptables.contains(j) {
-                    drift.append("the jump from \(j.table) \(j.from) to kvmnet's chain is missing")
-                }
-                let expected = IptablesRuleset(spec: spec).expectedLines()
-                for key in fw.chains {
-                    guard iptables.chainNames.contains(key) else { drift.append("iptables chain \(key) is missing"); continue }
-                    let want = (expected[key] ?? []).map(IptablesState.normalise)
-                    let have = iptables.rules[key] ?? []
-                    if want != have {
-                        let missing = want.filter { !have.contains($0) }.count
-                        let extra = have.filter { !want.contains($0) }.count
-                        drift.append("iptables chain \(key) differs: \(missing) rule(s) missing, \(extra) unexpected")
-                    }
-                }
+            case .firewall:
+                drift += firewallDrift
             case .removedAddress, .removedRoute:
                 break
             }

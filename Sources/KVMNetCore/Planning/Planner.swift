@@ -93,7 +93,8 @@ public enum Planner {
     }
 
     /// The steps of `up`, in order.
-    public static func plan(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?) -> [HostStep] {
+    public static func plan(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
+                            forwards: [PortForward] = []) -> [HostStep] {
         let br = spec.bridge.rawValue
         var steps: [HostStep] = [.createBridge(name: br, mac: spec.bridgeMAC, mtu: spec.mtu)]
         if spec.model != .bridged {
@@ -114,7 +115,7 @@ public enum Planner {
             steps.append(.setUp(tap))
         }
         // Rules first, forwarding after: no moment where the host forwards unfiltered.
-        steps.append(.installFirewall(IptablesRuleset(spec: spec)))
+        steps.append(.installFirewall(FirewallPlan(spec: spec, forwards: forwards)))
         if spec.model == .bridged, let uplink = spec.uplink?.rawValue {
             steps += bridgedMove(uplink: uplink, bridge: br, host: host, record: record)
         }

@@ -60,6 +60,10 @@ public struct NetworkRecord: Codable, Equatable, Sendable {
     public var guests: [GuestRecord]?
     /// Taps that hooks attached to the bridge (created by qemu, not by kvmnet).
     public var hookTaps: [String]?
+    /// Port forwards into the network (nat).
+    public var forwards: [PortForward]?
+    /// Why this firewall backend was chosen (for `status`).
+    public var firewallReason: String?
     /// Brought up by a hook (a defined network's first ifup): its last ifdown takes it down.
     /// `kvmnet up` clears it: such a network stays until `kvmnet down`.
     public var lazy: Bool?

@@ -9,7 +9,9 @@ public struct UpRequest: Equatable, Sendable {
     public var uplink: InterfaceName?
     public var taps: Int?
     public var tapOwner: UInt32?
-    public var firewall: FirewallBackend?
+    public var firewall: FirewallChoice?
+    /// nat: ports to forward to guests.
+    public var forwards: [PortForward.Request] = []
     /// Accept an uplink whose address was leased by DHCP.
     public var force = false
 
@@ -55,6 +57,13 @@ public enum SpecResolver {
                 throw .usage("address \(a) is not a host address inside the subnet \(subnet)")
             }
         }
+        if !r.forwards.isEmpty && r.model != .nat {
+            throw .usage("--forward is for the nat model: " + (r.model == .routed ? "routed guests are reachable directly" : "\(r.model) guests are not behind the host's address"))
+        }
+        let ports = r.forwards.map { "\($0.proto)/\($0.hostPort)" }
+        if let dup = ports.first(where: { p in ports.filter { $0 == p }.count > 1 }) {
+            throw .usage("--forward: host port \(dup) is forwarded twice")
+        }
         let maxTaps = r.model == .bridged ? maxBridgePorts - 1 : maxBridgePorts
         if let n = r.taps, n < 0 || n > maxTaps {
             throw .usage("--taps \(n): a Linux bridge holds at most \(maxBridgePorts) ports"
@@ -74,8 +83,9 @@ public enum SpecResolver {
 
     /// The complete spec for `r` on a host that looks like `links`/`routes`.
     /// Throws `.failure` (exit 1) for a bridged uplink that cannot be found.
+    /// - Parameter backend: the firewall backend chosen for this host (`--firewall auto` resolved).
     public static func resolve(_ r: UpRequest, links: [LinkInfo], routes: [RouteInfo],
-                               namespace: NamespaceIdentity) throws(KVMNetError) -> NetworkSpec {
+                               namespace: NamespaceIdentity, backend: FirewallBackend = .iptables) throws(KVMNetError) -> NetworkSpec {
         try validate(r)
         let bridge = r.bridge ?? r.name.defaultBridge
         var subnet: CIDRv4? = nil
@@ -110,7 +120,7 @@ public enum SpecResolver {
         }
         return NetworkSpec(name: r.name, model: r.model, bridge: bridge, subnet: subnet, hostAddress: hostAddress,
                            mtu: mtu, uplink: uplink, bridgeMAC: mac, taps: r.taps ?? 0,
-                           tapOwner: r.tapOwner ?? 0, firewall: r.firewall ?? .iptables)
+                           tapOwner: r.tapOwner ?? 0, firewall: backend)
     }
 
     /// Options given explicitly that differ from the recorded spec, as "--option value" strings.
@@ -127,7 +137,7 @@ public enum SpecResolver {
         if let u = r.uplink, u != spec.uplink { out.append("--uplink \(u) (it is \(spec.uplink.map { "\($0)" } ?? "none"))") }
         if let t = r.taps, t != spec.taps { out.append("--taps \(t) (it is \(spec.taps))") }
         if let o = r.tapOwner, o != spec.tapOwner { out.append("--tap-owner \(o) (it is \(spec.tapOwner))") }
-        if let f = r.firewall, f != spec.firewall { out.append("--firewall \(f) (it is \(spec.firewall))") }
+        if let f = r.firewall, f != .auto, f.rawValue != spec.firewall.rawValue { out.append("--firewall \(f) (it is \(spec.firewall))") }
         return out
     }
 }

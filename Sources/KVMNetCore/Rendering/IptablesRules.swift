@@ -17,6 +17,10 @@ public struct IptablesRuleset: Equatable, Sendable {
         public var rules: [String]
         /// The built-in chain that jumps here, inserted at position 1.
         public var hook: String
+        /// Matches the jump carries before its comment.
+        public var match: String = ""
+        /// A second built-in chain that jumps here too.
+        public var alsoHook: String? = nil
     }
 
     public var network: NetworkName
@@ -26,7 +30,8 @@ public struct IptablesRuleset: Equatable, Sendable {
     var commentMatch: String { "-m comment --comment \"\(comment)\"" }
 
     /// The rules each model needs. See the README's firewall section for the reasoning.
-    public init(spec: NetworkSpec) {
+    /// - Parameter forwards: nat only: DNAT from the host's addresses to guests.
+    public init(spec: NetworkSpec, forwards: [PortForward] = []) {
         network = spec.name
         let br = spec.bridge.rawValue
         let c = "-m comment --comment \"kvmnet:\(spec.name.rawValue)\""
@@ -51,6 +56,8 @@ public struct IptablesRuleset: Equatable, Sendable {
             fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
                    "-s \(net) -i \(br) \(c) -j ACCEPT",
                    "-d \(net) -o \(br) -m conntrack --ctstate RELATED,ESTABLISHED \(c) -j ACCEPT",
+                   // Forwarded ports: whatever kvmnet's DNAT sent towards the guests.
+                   "-d \(net) -o \(br) -m conntrack --ctstate DNAT \(c) -j ACCEPT",
                    "-i \(br) \(c) \(reject)",
                    "-o \(br) \(c) \(reject)"]
         case .bridged:
@@ -67,19 +74,32 @@ public struct IptablesRuleset: Equatable, Sendable {
                 "-s \(net) -d 224.0.0.0/24 \(c) -j RETURN",
                 "-s \(net) -d 255.255.255.255/32 \(c) -j RETURN",
                 "-s \(net) ! -d \(net) \(c) -j MASQUERADE",
+                // Hairpin: a guest reaching a forward on the host's address gets the answer back
+                // through the host, not straight from its neighbour.
+                "-s \(net) -d \(net) -m conntrack --ctstate DNAT \(c) -j MASQUERADE",
             ], hook: "POSTROUTING"))
+            let dnat = "KVMNET-DNAT-\(suffix)"
+            let rules = forwards.sorted { ($0.proto.rawValue, $0.hostPort) < ($1.proto.rawValue, $1.hostPort) }.map { f in
+                "-p \(f.proto) -m \(f.proto) --dport \(f.hostPort) \(c) -j DNAT --to-destination \(f.address):\(f.port)"
+            }
+            // Outside traffic (PREROUTING) and the host's own (OUTPUT), to any local address.
+            chains.append(Chain(table: "nat", name: dnat, rules: rules, hook: "PREROUTING", match: "-m addrtype --dst-type LOCAL",
+                                alsoHook: "OUTPUT"))
         }
         self.chains = chains
     }
 
     /// The jump rule (after `-A <hook> `) that leads from a built-in chain to `chain`.
-    public func jumpRule(to chain: Chain) -> String { "\(commentMatch) -j \(chain.name)" }
+    public func jumpRule(to chain: Chain) -> String {
+        (chain.match.isEmpty ? "" : chain.match + " ") + "\(commentMatch) -j \(chain.name)"
+    }
 
     /// The jumps this ruleset wants, given which user chains exist (`DOCKER-USER` gets one too).
     public func jumps(existingChains: Set<String>) -> [FirewallJump] {
         var out: [FirewallJump] = []
         for ch in chains {
             out.append(FirewallJump(table: ch.table, from: ch.hook, rule: jumpRule(to: ch)))
+            if let also = ch.alsoHook { out.append(FirewallJump(table: ch.table, from: also, rule: jumpRule(to: ch))) }
             if ch.hook == "FORWARD" && existingChains.contains("filter:DOCKER-USER") {
                 out.append(FirewallJump(table: ch.table, from: "DOCKER-USER", rule: jumpRule(to: ch)))
             }
