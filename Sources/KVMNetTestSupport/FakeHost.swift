@@ -13,10 +13,11 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
         public var routes: [String]
         public var sysctls: [String: String]
         public var iptables: String
+        public var nft: String
 
         public var description: String {
             (links + addresses + routes + sysctls.sorted { $0.key < $1.key }.map { "\($0.key)=\($0.value)" }).joined(separator: "\n")
-                + "\n" + iptables
+                + "\n" + iptables + nft
         }
     }
 
@@ -29,6 +30,9 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public var policies: [String: [String: String]] = [:]
     public var wireless: Set<String> = []
     public var iptablesInstalled = true
+    public var nftInstalled = true
+    public var nftTables: [String: FakeNftTable] = [:]
+    public var nftOrder: [String] = []
     /// Fail the Nth change (1-based) with `HostError.other`.
     public var failOnChange: Int?
     /// Simulates SIGKILL after the Nth change: every later change fails and nothing more is saved.
@@ -80,7 +84,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
             addresses: addressTable.map { "\($0.description) flags \($0.flags)" }.sorted(),
             routes: routeTable.map(\.description).sorted(),
             sysctls: sysctls.filter { !$0.key.hasPrefix("net/ipv6/conf/") },
-            iptables: iptablesSnapshot())
+            iptables: iptablesSnapshot(), nft: nftListing(nftOrder))
     }
 
     func change(_ what: String) throws {
@@ -222,13 +226,15 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
     public func run(_ argv: [String], stdin: String?) throws -> CommandResult {
         commandLog.append(argv.joined(separator: " "))
-        guard iptablesInstalled else { throw HostError.notFound("\(argv[0]): No such file or directory") }
+        guard argv[0] == "nft" ? nftInstalled : iptablesInstalled else { throw HostError.notFound("\(argv[0]): No such file or directory") }
         switch argv.first {
         case "iptables-save":
             return CommandResult(status: 0, stdout: iptablesSave())
         case "iptables-restore":
             try change("iptables-restore")
             return iptablesRestore(stdin ?? "")
+        case "nft":
+            return try nft(argv, stdin: stdin)
         default:
             return CommandResult(status: 127, stderr: "\(argv[0]): not modelled by FakeHost")
         }
@@ -348,7 +354,10 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
 extension FakeHost {
     public func which(_ program: String) -> String? {
-        iptablesInstalled || !program.hasPrefix("iptables") ? "/usr/sbin/\(program)" : nil
+        if program.hasPrefix("iptables-legacy") || program == "conntrack" || program == "ss" { return nil }
+        if program.hasPrefix("iptables") { return iptablesInstalled ? "/usr/sbin/\(program)" : nil }
+        if program == "nft" { return nftInstalled ? "/usr/sbin/nft" : nil }
+        return "/usr/sbin/\(program)"
     }
 }
 
@@ -364,5 +373,106 @@ public final class FakeDefinitions: DefinitionStore {
     public func read(file: String) throws -> NetworkDefinition {
         guard let d = files[file] else { throw KVMNetError.usage("cannot read the definition file \(file)") }
         return try NetworkDefinition.parse(d, file: file)
+    }
+}
+
+/// nftables as a small model: tables of chains (a header and rules) and maps (elements).
+public struct FakeNftTable: Equatable {
+    public var chains: [(name: String, header: String, rules: [String])] = []
+    public var maps: [(name: String, type: String, elements: [String])] = []
+    public static func == (a: Self, b: Self) -> Bool {
+        a.chains.map { "\($0.name)|\($0.header)|\($0.rules)" } == b.chains.map { "\($0.name)|\($0.header)|\($0.rules)" }
+            && a.maps.map { "\($0.name)|\($0.type)|\($0.elements)" } == b.maps.map { "\($0.name)|\($0.type)|\($0.elements)" }
+    }
+}
+
+extension FakeHost {
+    /// Adds another tool's nft base chain, e.g. a firewalld-like forward chain with policy drop.
+    public func foreignNft(table: String, chain: String, header: String, rules: [String] = []) {
+        var t = nftTables[table] ?? FakeNftTable()
+        t.chains.append((chain, header, rules))
+        nftTables[table] = t
+        if !nftOrder.contains(table) { nftOrder.append(table) }
+    }
+
+    public func nftListing(_ names: [String]) -> String {
+        names.map { name in
+            let t = nftTables[name]!
+            var blocks: [String] = []
+            for m in t.maps {
+                blocks.append("\tmap \(m.name) {\n\t\ttype \(m.type)\n"
+                    + (m.elements.isEmpty ? "" : "\t\telements = { \(m.elements.joined(separator: ", ")) }\n") + "\t}")
+            }
+            for c in t.chains {
+                blocks.append("\tchain \(c.name) {\n" + ([c.header] + c.rules).filter { !$0.isEmpty }.map { "\t\t\($0)\n" }.joined() + "\t}")
+            }
+            return "table \(name) {\n" + blocks.joined(separator: "\n\n") + "\n}\n"
+        }.joined()
+    }
+
+    func nft(_ argv: [String], stdin: String?) throws -> CommandResult {
+        if argv == ["nft", "list", "ruleset"] { return CommandResult(status: 0, stdout: nftListing(nftOrder)) }
+        if argv.count == 5, argv[1] == "list", argv[2] == "table" {
+            let name = "\(argv[3]) \(argv[4])"
+            guard nftTables[name] != nil else {
+                return CommandResult(status: 1, stderr: "Error: No such file or directory; did you mean table ‘\(name)’?")
+            }
+            return CommandResult(status: 0, stdout: nftListing([name]))
+        }
+        guard argv == ["nft", "-f", "-"] else { return CommandResult(status: 127, stderr: "nft: not modelled") }
+        try change("nft -f")
+        var tables = nftTables, order = nftOrder
+        for (n, raw) in (stdin ?? "").split(separator: "\n").enumerated() {
+            let line = String(raw)
+            func fail(_ why: String) -> CommandResult { CommandResult(status: 1, stderr: "/dev/stdin:\(n + 1): Error: \(why)") }
+            let w = line.split(separator: " ").map(String.init)
+            guard w.count >= 3 else { return fail("syntax") }
+            let table = "\(w[2]) \(w.count > 3 ? w[3] : "")"
+            let obj = w.count > 4 ? w[4] : ""
+            func body() -> String {
+                guard let a = line.firstIndex(of: "{"), let b = line.lastIndex(of: "}") else { return "" }
+                return line[line.index(after: a)..<b].trimmingCharacters(in: .whitespaces)
+            }
+            switch (w[0], w[1]) {
+            case ("add", "table"):
+                if tables[table] == nil { tables[table] = FakeNftTable(); order.append(table) }
+            case ("delete", "table"):
+                guard tables[table] != nil else { return fail("No such file or directory") }
+                tables[table] = nil; order.removeAll { $0 == table }
+            case ("add", "chain"):
+                guard tables[table] != nil else { return fail("No such file or directory") }
+                if !tables[table]!.chains.contains(where: { $0.name == obj }) { tables[table]!.chains.append((obj, body(), [])) }
+            case ("flush", "chain"):
+                guard let i = tables[table]?.chains.firstIndex(where: { $0.name == obj }) else { return fail("No such file or directory") }
+                tables[table]!.chains[i].rules = []
+            case ("delete", "chain"):
+                guard let i = tables[table]?.chains.firstIndex(where: { $0.name == obj }) else { return fail("No such file or directory") }
+                guard tables[table]!.chains[i].rules.isEmpty else { return fail("Device or resource busy") }
+                tables[table]!.chains.remove(at: i)
+            case ("add", "rule"):
+                guard let i = tables[table]?.chains.firstIndex(where: { $0.name == obj }) else { return fail("No such file or directory") }
+                tables[table]!.chains[i].rules.append(w[5...].joined(separator: " "))
+            case ("add", "map"):
+                guard tables[table] != nil else { return fail("No such file or directory") }
+                let type = body().replacingOccurrences(of: "type ", with: "").replacingOccurrences(of: ";", with: "")
+                if !tables[table]!.maps.contains(where: { $0.name == obj }) { tables[table]!.maps.append((obj, type, [])) }
+            case ("flush", "map"):
+                guard let i = tables[table]?.maps.firstIndex(where: { $0.name == obj }) else { return fail("No such file or directory") }
+                tables[table]!.maps[i].elements = []
+            case ("delete", "map"):
+                guard let i = tables[table]?.maps.firstIndex(where: { $0.name == obj }) else { return fail("No such file or directory") }
+                let used = tables[table]!.chains.contains { $0.rules.contains { $0.contains("@\(obj) ") } }
+                if used { return fail("Device or resource busy") }
+                tables[table]!.maps.remove(at: i)
+            case ("add", "element"):
+                guard let i = tables[table]?.maps.firstIndex(where: { $0.name == obj }) else { return fail("No such file or directory") }
+                tables[table]!.maps[i].elements += body().split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            default:
+                return fail("unsupported: \(line)")
+            }
+        }
+        nftTables = tables
+        nftOrder = order
+        return CommandResult(status: 0)
     }
 }

@@ -4,23 +4,27 @@ import KVMNetTestSupport
 
 /// `up` and `down` against the fake kernel: idempotency, rollback at every step, restoring.
 @Suite struct DriverTests {
-    static func request(_ model: NetworkModel, taps: Int = 2) -> UpRequest {
+    static let backends: [FirewallChoice] = [.iptables, .nftables]
+
+    static func request(_ model: NetworkModel, taps: Int = 2, firewall: FirewallChoice = .iptables) -> UpRequest {
         var r = UpRequest(model: model)
         r.taps = taps
+        r.firewall = firewall
         if model == .bridged { r.uplink = try! InterfaceName("eth0") }
         return r
     }
 
-    @Test(arguments: NetworkModel.allCases)
-    func upTwiceThenDownLeavesTheHostAsFound(_ model: NetworkModel) throws {
+    @Test(arguments: NetworkModel.allCases, backends)
+    func upTwiceThenDownLeavesTheHostAsFound(_ model: NetworkModel, _ firewall: FirewallChoice) throws {
         let host = FakeHost.sandbox()
         let before = host.snapshot()
         let driver = NetworkDriver(env: host.environment)
-        let first = try driver.up(Self.request(model))
+        let first = try driver.up(Self.request(model, firewall: firewall))
         #expect(first.action == .created)
+        #expect(first.spec.firewall.rawValue == firewall.rawValue)
         let up = host.snapshot()
         #expect(up != before)
-        let second = try driver.up(Self.request(model))
+        let second = try driver.up(Self.request(model, firewall: firewall))
         #expect(second.action == .unchanged)
         #expect(host.snapshot() == up, "a second up changed the host")
         #expect(try driver.status().allSatisfy { $0.drift.isEmpty })
@@ -66,17 +70,17 @@ import KVMNetTestSupport
     }
 
     /// Counts the changes a successful `up` makes, then fails each one in turn.
-    @Test(arguments: NetworkModel.allCases)
-    func aFailureAtEveryStepLeavesTheHostUnchanged(_ model: NetworkModel) throws {
+    @Test(arguments: NetworkModel.allCases, backends)
+    func aFailureAtEveryStepLeavesTheHostUnchanged(_ model: NetworkModel, _ firewall: FirewallChoice) throws {
         let probe = FakeHost.sandbox()
-        _ = try NetworkDriver(env: probe.environment).up(Self.request(model))
+        _ = try NetworkDriver(env: probe.environment).up(Self.request(model, firewall: firewall))
         let total = probe.changes
         #expect(total > 5)
         for k in 1...total {
             let host = FakeHost.sandbox()
             let before = host.snapshot()
             host.failOnChange = k
-            #expect(throws: KVMNetError.self) { try NetworkDriver(env: host.environment).up(Self.request(model)) }
+            #expect(throws: KVMNetError.self) { try NetworkDriver(env: host.environment).up(Self.request(model, firewall: firewall)) }
             host.failOnChange = nil
             #expect(host.snapshot() == before, "failure at change \(k) of \(total) left:\n\(host.snapshot())")
             #expect(host.records.isEmpty, "failure at change \(k) left a record")
@@ -84,15 +88,15 @@ import KVMNetTestSupport
     }
 
     /// SIGKILL in the middle of `up`: the journal written ahead lets `down` remove everything.
-    @Test(arguments: NetworkModel.allCases)
-    func downAfterAKilledUpCleansUp(_ model: NetworkModel) throws {
+    @Test(arguments: NetworkModel.allCases, backends)
+    func downAfterAKilledUpCleansUp(_ model: NetworkModel, _ firewall: FirewallChoice) throws {
         let probe = FakeHost.sandbox()
-        _ = try NetworkDriver(env: probe.environment).up(Self.request(model))
+        _ = try NetworkDriver(env: probe.environment).up(Self.request(model, firewall: firewall))
         for k in 1..<probe.changes {
             let host = FakeHost.sandbox()
             let before = host.snapshot()
             host.killAfterChange = k
-            _ = try? NetworkDriver(env: host.environment).up(Self.request(model))
+            _ = try? NetworkDriver(env: host.environment).up(Self.request(model, firewall: firewall))
             host.killAfterChange = nil
             let status = try NetworkDriver(env: host.environment).status()
             #expect(status.first?.drift.isEmpty == false, "a half-done up shows no drift")
@@ -223,14 +227,82 @@ import KVMNetTestSupport
         #expect(out.spec.mtu == 1500)
     }
 
-    @Test func missingIptablesNamesThePackage() throws {
+    @Test func missingFirewallToolsNameThePackage() throws {
         let host = FakeHost.sandbox()
         host.iptablesInstalled = false
         let before = host.snapshot()
-        #expect { try NetworkDriver(env: host.environment).up(UpRequest(model: .nat)) } throws: {
+        #expect { try NetworkDriver(env: host.environment).up(Self.request(.nat, firewall: .iptables)) } throws: {
             ($0 as? KVMNetError)?.description.contains("apt-get install iptables") == true
         }
+        #expect(try NetworkDriver(env: host.environment).up(Self.request(.nat, firewall: .auto)).spec.firewall == .nftables)
+        _ = try NetworkDriver(env: host.environment).down(.default)
+        host.nftInstalled = false
+        #expect { try NetworkDriver(env: host.environment).up(Self.request(.nat, firewall: .auto)) } throws: {
+            ($0 as? KVMNetError)?.description.contains("install the Debian package nftables or iptables") == true
+        }
         #expect(host.snapshot() == before)
+    }
+
+    /// A firewalld-like table whose forward chain drops by default: `up` fails naming it and
+    /// changes nothing (an accept in kvmnet's rules could not override it).
+    @Test(arguments: NetworkModel.allCases, backends)
+    func aForeignDropTableStopsUpNamingIt(_ model: NetworkModel, _ firewall: FirewallChoice) throws {
+        let host = FakeHost.sandbox()
+        host.sysctls["net/bridge/bridge-nf-call-iptables"] = "1"
+        host.foreignNft(table: "inet firewalld", chain: "filter_FORWARD", header: "type filter hook forward priority filter + 10; policy drop;")
+        let before = host.snapshot()
+        #expect { try NetworkDriver(env: host.environment).up(Self.request(model, firewall: firewall)) } throws: {
+            let m = ($0 as? KVMNetError)?.description ?? ""
+            return m.contains("would not pass traffic") && m.contains("nft table inet firewalld chain filter_FORWARD")
+        }
+        #expect(host.snapshot() == before)
+    }
+
+    @Test func nftablesOnADockerHostIsRefused() throws {
+        let host = FakeHost.sandbox()
+        host.foreign(table: "filter", chain: "FORWARD", policy: "DROP")
+        #expect { try NetworkDriver(env: host.environment).up(Self.request(.nat, firewall: .nftables)) } throws: {
+            ($0 as? KVMNetError)?.description.contains("use --firewall iptables") == true
+        }
+        #expect(try NetworkDriver(env: host.environment).up(Self.request(.nat, firewall: .auto)).spec.firewall == .iptables)
+    }
+
+    @Test(arguments: backends)
+    func forwardsAddRemoveAndGoWithDown(_ firewall: FirewallChoice) throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        let driver = NetworkDriver(env: host.environment)
+        var r = Self.request(.nat, firewall: firewall)
+        r.forwards = [try PortForward.Request.parse("tcp:8080:192.168.1.1:80")]
+        _ = try driver.up(r)
+        let f = try driver.addForward(try PortForward.Request.parse("udp:5353:192.168.1.2:53"), network: .default)
+        #expect(f.address.description == "192.168.1.2")
+        #expect(try host.load(.default)?.forwards?.count == 2)
+        #expect(try driver.status().first?.drift == [])
+        let text = host.iptablesSave() + host.nftListing(host.nftOrder)
+        #expect(text.contains("5353"))
+        #expect(try driver.removeForward(try PortForward.Request.parse("udp:5353:x:53"), network: .default) != nil)
+        #expect(!(host.iptablesSave() + host.nftListing(host.nftOrder)).contains("5353"))
+        #expect { try driver.addForward(try PortForward.Request.parse("tcp:8080:192.168.1.3:80"), network: .default) } throws: {
+            ($0 as? KVMNetError)?.description.contains("already forwarded") == true
+        }
+        #expect { try driver.addForward(try PortForward.Request.parse("tcp:9090:guest07:80"), network: .default) } throws: {
+            ($0 as? KVMNetError)?.description.contains("no guest guest07") == true
+        }
+        _ = try driver.down(.default)
+        #expect(host.snapshot() == before)
+    }
+
+    @Test func nftDriftIsFoundAndRepaired() throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(Self.request(.nat, firewall: .nftables))
+        let good = host.snapshot()
+        let i = host.nftTables["inet kvmnet"]!.chains.firstIndex { $0.name == "fwd-default" }!
+        host.nftTables["inet kvmnet"]!.chains[i].rules.removeLast()
+        #expect(try driver.status().first?.drift.contains { $0.contains("nft chain fwd-default differs") } == true)
+        #expect(try driver.up(Self.request(.nat, firewall: .nftables)).action == .repaired)
+        #expect(host.snapshot() == good)
     }
 
     @Test func dockerUserGetsOneRecordedJumpAndKeepsItsPolicy() throws {

@@ -5,27 +5,34 @@ import KVMNetTestSupport
 /// The exact plan and firewall rules each model yields on the sandbox host, as golden files
 /// (regenerate with KVMNET_REGENERATE=1 and review the diff).
 @Suite struct GoldenTests {
-    static func plan(_ model: NetworkModel) throws -> [HostStep] {
+    static let backends: [FirewallChoice] = [.iptables, .nftables]
+
+    static func plan(_ model: NetworkModel, _ firewall: FirewallChoice) throws -> [HostStep] {
         let host = FakeHost.sandbox()
         var r = UpRequest(model: model)
         r.taps = 2
-        return try NetworkDriver(env: host.environment).plan(r).1
+        r.firewall = firewall
+        return try NetworkDriver(env: host.environment).plan(r).steps
     }
 
-    @Test(arguments: NetworkModel.allCases)
-    func planPerModel(_ model: NetworkModel) throws {
-        let text = try Self.plan(model).enumerated().map { "# \($0.offset + 1). \($0.element.summary)\n\($0.element.command)\n" }.joined()
-        if let diff = Golden.check(text, "plans/\(model).txt") { Issue.record(Comment(rawValue: diff)) }
+    @Test(arguments: NetworkModel.allCases, backends)
+    func planPerModel(_ model: NetworkModel, _ firewall: FirewallChoice) throws {
+        let text = try Self.plan(model, firewall).enumerated().map { "# \($0.offset + 1). \($0.element.summary)\n\($0.element.command)\n" }.joined()
+        if let diff = Golden.check(text, "plans/\(model)-\(firewall).txt") { Issue.record(Comment(rawValue: diff)) }
     }
 
+    /// The rules of each model on both backends, from the same inputs (nat with one forward).
     @Test(arguments: NetworkModel.allCases)
-    func iptablesRulesPerModel(_ model: NetworkModel) throws {
+    func firewallRulesPerModel(_ model: NetworkModel) throws {
         let host = FakeHost.sandbox()
         var r = UpRequest(model: model)
         r.taps = 1
-        let spec = try NetworkDriver(env: host.environment).plan(r).0
-        let text = IptablesRuleset(spec: spec).installScript(present: IptablesState())
-        if let diff = Golden.check(text, "iptables/\(model).rules") { Issue.record(Comment(rawValue: diff)) }
+        let spec = try NetworkDriver(env: host.environment).plan(r).spec
+        let forwards = model == .nat ? [PortForward(proto: .tcp, hostPort: 8080, guest: "guest01", address: IPv4Address("192.168.1.1")!, port: 80)] : []
+        let ipt = IptablesRuleset(spec: spec, forwards: forwards).installScript(present: IptablesState())
+        if let diff = Golden.check(ipt, "iptables/\(model).rules") { Issue.record(Comment(rawValue: diff)) }
+        let nft = NftRuleset(spec: spec, forwards: forwards).installScript
+        if let diff = Golden.check(nft, "nft/\(model).nft") { Issue.record(Comment(rawValue: diff)) }
     }
 
     @Test func removalDeletesExactlyWhatIsPresent() throws {
@@ -53,9 +60,48 @@ import KVMNetTestSupport
     @Test func everyRuleCarriesTheNetworkComment() throws {
         for model in NetworkModel.allCases {
             let host = FakeHost.sandbox()
-            let spec = try NetworkDriver(env: host.environment).plan(UpRequest(model: model)).0
-            let rules = IptablesRuleset(spec: spec)
-            for ch in rules.chains { for r in ch.rules { #expect(r.contains("--comment \"kvmnet:default\"")) } }
+            let spec = try NetworkDriver(env: host.environment).plan(UpRequest(model: model)).spec
+            for ch in IptablesRuleset(spec: spec).chains { for r in ch.rules { #expect(r.contains("--comment \"kvmnet:default\"")) } }
+            for ch in NftRuleset(spec: spec).chains { for r in ch.rules { #expect(r.hasSuffix("comment \"kvmnet:default\"")) } }
         }
+    }
+
+    @Test func foreignDropChainsAreFound() {
+        let ruleset = """
+        table inet firewalld {
+        \tchain filter_FORWARD {
+        \t\ttype filter hook forward priority filter + 10; policy drop;
+        \t}
+        \tchain filter_INPUT {
+        \t\ttype filter hook input priority filter + 10; policy accept;
+        \t}
+        }
+        table ip filter {
+        \tchain FORWARD {
+        \t\ttype filter hook forward priority filter; policy drop;
+        \t}
+        }
+        table inet kvmnet {
+        \tchain fwd-default {
+        \t\ttype filter hook forward priority filter; policy drop;
+        \t}
+        }
+        """
+        let drops = FirewallFacts.foreignDrops(in: ruleset)
+        #expect(drops.count == 1)
+        #expect(drops.first?.table == "inet firewalld" && drops.first?.chain == "filter_FORWARD" && drops.first?.hook == "forward")
+    }
+
+    @Test func autoChoosesIptablesOnlyWhereNftCannotWin() throws {
+        var f = FirewallFacts(iptables: true, nft: true, forwardPolicyDrop: false, dockerUser: false, bridgeNetfilter: true,
+                              foreignDrops: [], legacyRules: 0, dnsDhcpListeners: [])
+        #expect(try Doctor.chooseBackend(.auto, f).0 == .nftables)
+        f.forwardPolicyDrop = true
+        #expect(try Doctor.chooseBackend(.auto, f).0 == .iptables)
+        #expect(try Doctor.chooseBackend(.auto, f).1.contains("FORWARD chain drops by default"))
+        f.nft = false
+        f.forwardPolicyDrop = false
+        #expect(try Doctor.chooseBackend(.auto, f).0 == .iptables)
+        #expect(throws: KVMNetError.self) { try Doctor.chooseBackend(.nftables, f) }
     }
 }

@@ -8,7 +8,7 @@ import KVMNetTestSupport
     func spec(_ model: NetworkModel, on host: FakeHost = FakeHost.sandbox()) throws -> NetworkSpec {
         var r = UpRequest(model: model)
         if model == .bridged { r.uplink = try InterfaceName("eth0") }
-        return try NetworkDriver(env: host.environment).plan(r).0
+        return try NetworkDriver(env: host.environment).plan(r).spec
     }
 
     @Test func seedAddressesPerModel() throws {

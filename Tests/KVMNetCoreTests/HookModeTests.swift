@@ -14,7 +14,7 @@ import KVMNetTestSupport
         let d = try NetworkDefinition.parse(try Data(contentsOf: file), file: file.path)
         #expect(d.model == model)
         let host = FakeHost.sandbox()
-        let (_, steps, _, _) = try NetworkDriver(env: host.environment).plan(try d.request())
+        let steps = try NetworkDriver(env: host.environment).plan(try d.request()).steps
         #expect(steps.contains { if case .createBridge = $0 { return true } else { return false } })
     }
 
@@ -53,7 +53,7 @@ import KVMNetTestSupport
         for t in taps { host.addLink(t, kind: "tun") }
         for t in taps { try driver.hookUp(tap: t, network: .default) }
         #expect(host.linkTable.filter(\.isBridge).count == 1)
-        #expect(host.iptables["nat"]?["POSTROUTING"]?.count == 1)
+        #expect(host.nftTables["inet kvmnet"]?.chains.filter { $0.name == "nat-default" }.count == 1)
         let br = host.linkTable.first { $0.name == "br-in" }!
         #expect(host.linkTable.filter { $0.masterIndex == br.index }.count == 16)
         #expect(try host.load(.default)?.lazy == true)

@@ -45,8 +45,9 @@ public struct Firewall {
             let rules = plan.iptables
             var rec = rules.record(existingChains: present.chainNames)
             if let old = previous, old.backend == .iptables {
-                rec.jumps = Array(Set(old.jumps).union(rec.jumps)).sorted { "\($0.table)\($0.from)\($0.rule)" < "\($1.table)\($1.from)\($1.rule)" }
-                rec.chains = Array(Set(old.chains).union(rec.chains)).sorted()
+                // Keep what an earlier run added (a jump from a DOCKER-USER chain that appeared then).
+                rec.jumps = old.jumps + rec.jumps.filter { !old.jumps.contains($0) }
+                rec.chains = old.chains + rec.chains.filter { !old.chains.contains($0) }
             }
             let inPlace = rules.jumps(existingChains: present.chainNames).allSatisfy { present.count($0) == 1 }
                 && rules.expectedLines().allSatisfy { key, lines in present.rules[key] ?? [] == lines.map(IptablesState.normalise) }
