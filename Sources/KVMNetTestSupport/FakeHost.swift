@@ -178,10 +178,10 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public func addRoute(_ r: RouteInfo) throws {
         try change("add route \(r)")
         _ = try index(r.interface)
-        if routeTable.contains(where: { $0.family == r.family && $0.destination == r.destination && $0.metric == r.metric }) {
+        if routeTable.contains(where: { $0.family == r.family && $0.table == r.table && $0.destination == r.destination && $0.metric == r.metric }) {
             throw HostError.exists("add route \(r): File exists")
         }
-        if let g = r.gateway.flatMap(IPv4Address.init) {
+        if !r.isOnlink, let g = r.gateway.flatMap(IPv4Address.init) {
             let reachable = routeTable.contains { $0.interface == r.interface && $0.gateway == nil && ($0.ipv4Destination?.contains(g) ?? false) }
             if !reachable { throw HostError.other("add route \(r): Network is unreachable") }
         }
@@ -190,7 +190,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
     public func deleteRoute(_ r: RouteInfo) throws {
         try change("del route \(r)")
-        guard let i = routeTable.firstIndex(where: { $0.family == r.family && $0.destination == r.destination
+        guard let i = routeTable.firstIndex(where: { $0.family == r.family && $0.table == r.table && $0.destination == r.destination
             && $0.metric == r.metric && $0.interface == r.interface }) else {
             throw HostError.notFound("del route \(r): No such process")
         }
