@@ -155,10 +155,27 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
         if addressTable.contains(where: { $0.interface == a.interface && $0.address == a.address && $0.prefixLength == a.prefixLength }) {
             throw HostError.exists("add address \(a): File exists")
         }
-        addressTable.append(a)
-        if a.flags & AddressFlags.noPrefixRoute == 0, let c = a.ipv4 {
-            let r = RouteInfo(destination: c.subnet.description, interface: a.interface, proto: 2, scope: 253, preferredSource: a.address)
-            if !routeTable.contains(r) { routeTable.append(r) }
+        var a = a
+        a.flags &= ~AddressFlags.secondary
+        if let c = a.ipv4 {
+            // As the kernel: an address in the subnet of one already there is a secondary, listed
+            // after every primary; only a primary gets a prefix route, with itself as `src`.
+            if addressTable.contains(where: { $0.interface == a.interface && $0.ipv4.map { $0.prefixLength == c.prefixLength && $0.subnet == c.subnet } == true }) {
+                a.flags |= AddressFlags.secondary
+                addressTable.append(a)
+            } else {
+                let lastPrimary = addressTable.lastIndex { $0.interface == a.interface && $0.family == .inet && $0.flags & AddressFlags.secondary == 0 }
+                addressTable.insert(a, at: lastPrimary.map { $0 + 1 } ?? addressTable.endIndex)
+                if a.flags & AddressFlags.noPrefixRoute == 0 {
+                    let r = RouteInfo(destination: c.subnet.description, interface: a.interface, proto: 2, scope: 253, preferredSource: a.address)
+                    if !routeTable.contains(r) { routeTable.append(r) }
+                }
+            }
+        } else {
+            // As the kernel: IPv6 addresses are listed newest first within a scope, global before link.
+            func rank(_ x: InterfaceAddress) -> Int { x.scope == 0 ? 14 : x.scope == 253 ? 2 : 1 }
+            let at = addressTable.firstIndex { $0.interface == a.interface && $0.family == .inet6 && rank($0) <= rank(a) }
+            addressTable.insert(a, at: at ?? addressTable.endIndex)
         }
     }
 
@@ -167,8 +184,11 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
         guard let i = addressTable.firstIndex(where: { $0.interface == a.interface && $0.address == a.address && $0.prefixLength == a.prefixLength }) else {
             throw HostError.notFound("del address \(a): Cannot assign requested address")
         }
-        addressTable.remove(at: i)
-        if let c = a.ipv4 {
+        let removed = addressTable.remove(at: i)
+        if let c = a.ipv4, removed.flags & AddressFlags.secondary == 0 {
+            // As the kernel with promote_secondaries=0: the primary takes its secondaries with it.
+            addressTable.removeAll { $0.interface == a.interface && $0.flags & AddressFlags.secondary != 0
+                && $0.ipv4.map { $0.prefixLength == c.prefixLength && $0.subnet == c.subnet } == true }
             routeTable.removeAll { $0.interface == a.interface && $0.proto == 2 && $0.destination == c.subnet.description }
             // The last IPv4 address gone: the kernel flushes the device's IPv4 routes.
             if !addressTable.contains(where: { $0.interface == a.interface && $0.family == .inet }) {
@@ -182,10 +202,10 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public func addRoute(_ r: RouteInfo) throws {
         try change("add route \(r)")
         _ = try index(r.interface)
-        if routeTable.contains(where: { $0.family == r.family && $0.destination == r.destination && $0.metric == r.metric }) {
+        if routeTable.contains(where: { $0.family == r.family && $0.table == r.table && $0.destination == r.destination && $0.metric == r.metric }) {
             throw HostError.exists("add route \(r): File exists")
         }
-        if let g = r.gateway.flatMap(IPv4Address.init) {
+        if !r.isOnlink, let g = r.gateway.flatMap(IPv4Address.init) {
             let reachable = routeTable.contains { $0.interface == r.interface && $0.gateway == nil && ($0.ipv4Destination?.contains(g) ?? false) }
             if !reachable { throw HostError.other("add route \(r): Network is unreachable") }
         }
@@ -194,7 +214,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
     public func deleteRoute(_ r: RouteInfo) throws {
         try change("del route \(r)")
-        guard let i = routeTable.firstIndex(where: { $0.family == r.family && $0.destination == r.destination
+        guard let i = routeTable.firstIndex(where: { $0.family == r.family && $0.table == r.table && $0.destination == r.destination
             && $0.metric == r.metric && $0.interface == r.interface }) else {
             throw HostError.notFound("del route \(r): No such process")
         }

@@ -120,6 +120,34 @@ struct NetlinkHostAddressRouteTests {
         #expect(found.first { $0.isDefault && $0.family == .inet }?.description == "default via 10.241.96.254 dev br0 proto static metric 100")
     }
 
+    /// Table, onlink and RTAX metrics survive a read and a write; the local table is not listed.
+    @Test func routesOfOtherTablesWithOnlinkAndMetricsRoundTrip() throws {
+        let asked = [
+            RouteInfo(destination: "10.9.9.0/24", gateway: "10.99.0.1", interface: "br0", proto: 3, nexthopFlags: NexthopFlags.onlink),
+            RouteInfo(destination: "0.0.0.0/0", gateway: "10.241.96.254", interface: "br0", proto: 4, table: 100),
+            RouteInfo(destination: "10.8.0.0/16", gateway: "10.241.96.254", interface: "br0", proto: 3,
+                      metrics: [.mtu: 1400, .advmss: 1300, .window: 65535, .rtt: 800, .hoplimit: 32, .initcwnd: 10]),
+            RouteInfo(destination: "10.7.0.0/16", interface: "br0", proto: 3, scope: 253, table: 1000,
+                      metrics: [.lock: 1 << 2, .mtu: 1280]),
+            RouteInfo(family: .inet6, destination: "2001:db8:9::/48", gateway: "2001:db8::1", interface: "br0", metric: 1024,
+                      proto: 3, table: 100, metrics: [.mtu: 1300, .hoplimit: 9]),
+        ]
+        let (found, left) = try withBridge { host in
+            try host.addAddress(InterfaceAddress(interface: "br0", family: .inet, address: "10.241.96.1", prefixLength: 24))
+            try host.addAddress(InterfaceAddress(interface: "br0", family: .inet6, address: "2001:db8::5", prefixLength: 64, flags: 0x02))
+            for r in asked { try host.addRoute(r) }
+            let found = try host.routes()
+            for r in asked.reversed() { try host.deleteRoute(r) }
+            return (found, try host.routes())
+        }
+        for r in asked { #expect(found.contains(r), "missing \(r) in \(found)") }
+        #expect(!found.contains { $0.table == 255 }, "the local table is listed")
+        #expect(found.contains { $0.table == 254 && $0.proto == 2 }, "the main table's prefix route is missing")
+        for r in asked { #expect(!left.contains { $0.destination == r.destination && $0.table == r.table }, "\(r) not deleted") }
+        #expect(asked[0].description == "10.9.9.0/24 via 10.99.0.1 dev br0 onlink")
+        #expect(asked[3].description == "10.7.0.0/16 dev br0 table 1000 scope link mtu lock 1280")
+    }
+
     @Test func duplicateRouteIsExistsAndMissingIsNotFound() throws {
         let r = RouteInfo(destination: "198.51.100.0/24", gateway: "10.241.96.254", interface: "br0", metric: 5, proto: 4)
         let r6 = RouteInfo(family: .inet6, destination: "2001:db8:7::/48", interface: "br0", metric: 5, proto: 4)

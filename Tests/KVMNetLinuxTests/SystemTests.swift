@@ -185,6 +185,54 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(try s.snapshot() == before)
     }
 
+    /// The move is exact: a secondary address stays secondary, an onlink route, a route of
+    /// another table and a route with metrics (mtu, advmss) go to the bridge with their
+    /// attributes and come back; the namespace after `down` is the one before `up`.
+    @Test(needsRootAndBinary) func bridgedMoveIsExact() throws {
+        let s = try Sandbox("exact")
+        defer { s.destroy() }
+        _ = try s.inHost("ip", "addr", "add", "10.241.96.177/24", "dev", "eth0")
+        _ = try s.inHost("ip", "-6", "addr", "add", "2001:db8::176/64", "dev", "eth0", "nodad")
+        _ = try s.inHost("ip", "-6", "addr", "add", "2001:db8::177/64", "dev", "eth0", "nodad")
+        _ = try s.inHost("ip", "route", "add", "10.9.9.0/24", "via", "10.99.0.1", "dev", "eth0", "onlink")
+        _ = try s.inHost("ip", "route", "add", "default", "via", "10.241.96.1", "dev", "eth0", "table", "100")
+        _ = try s.inHost("ip", "route", "add", "10.8.0.0/16", "via", "10.241.96.1", "dev", "eth0", "mtu", "1400", "advmss", "1300")
+        _ = try s.inHost("ip", "-6", "route", "add", "2001:db8:9::/48", "via", "2001:db8::1", "dev", "eth0", "table", "100", "mtu", "1300")
+        let before = try s.snapshot()
+
+        let up = try s.kvmnet("up", "bridged", "--uplink", "eth0")
+        #expect(up.status == 0, "\(up.stderr)")
+        let v4 = try s.inHost("ip", "-4", "-o", "addr", "show", "dev", "br-in").split(separator: "\n").map(String.init)
+        #expect(v4.count == 2 && v4[0].contains("inet 10.241.96.176/24") && !v4[0].contains("secondary")
+                && v4[1].contains("inet 10.241.96.177/24") && v4[1].contains("secondary"), "\(v4)")
+        let v6 = try s.inHost("ip", "-6", "-o", "addr", "show", "dev", "br-in", "scope", "global")
+        #expect(v6.range(of: "2001:db8::177/64")?.lowerBound ?? v6.endIndex < v6.range(of: "2001:db8::176/64")?.lowerBound ?? v6.startIndex,
+                "IPv6 addresses in their original order:\n\(v6)")
+        let routes = try s.inHost("ip", "route", "show", "table", "all") + (try s.inHost("ip", "-6", "route", "show", "table", "all"))
+        for want in ["10.241.96.0/24 dev br-in proto kernel scope link src 10.241.96.176",
+                     "10.9.9.0/24 via 10.99.0.1 dev br-in onlink",
+                     "default via 10.241.96.1 dev br-in table 100",
+                     "10.8.0.0/16 via 10.241.96.1 dev br-in mtu 1400 advmss 1300",
+                     "2001:db8:9::/48 via 2001:db8::1 dev br-in table 100 metric 1024 mtu 1300"] {
+            #expect(routes.contains(want), "missing \(want) in\n\(routes)")
+        }
+        let onEth0 = routes.split(separator: "\n").filter { $0.contains("dev eth0") && !$0.contains("fe80::") && !$0.contains("ff00::") }
+        #expect(onEth0.isEmpty, "left on eth0: \(onEth0)")
+        let status = try s.kvmnet("status")
+        #expect(status.status == 0, "\(status.stdout)\(status.stderr)")
+
+        // A moved route of another table that goes missing is drift.
+        _ = try s.inHost("ip", "route", "del", "default", "via", "10.241.96.1", "dev", "br-in", "table", "100")
+        let drift = try s.kvmnet("status")
+        #expect(drift.status == 1 && drift.stdout.contains("table 100"), "\(drift.stdout)\(drift.stderr)")
+        _ = try s.inHost("ip", "route", "add", "default", "via", "10.241.96.1", "dev", "br-in", "table", "100")
+
+        let down = try s.kvmnet("down")
+        #expect(down.status == 0, "\(down.stderr)")
+        let after = try s.snapshot()
+        #expect(after == before, "down did not restore the namespace:\n\(lineDiff(before, after))")
+    }
+
     @Test(needsRootAndBinary) func aDHCPLeasedUplinkNeedsForce() throws {
         let s = try Sandbox("dhcp")
         defer { s.destroy() }

@@ -28,11 +28,13 @@ public protocol LinkControl: AnyObject {
     func addAddress(_ address: InterfaceAddress) throws
     /// Equals `ip addr del ADDR/LEN dev IF`. Throws `notFound`.
     func deleteAddress(_ address: InterfaceAddress) throws
-    /// Routes of the main table (both families; no cached or local-table routes). Equals `ip route show`.
+    /// Unicast routes of every table but `local` (both families; no cached routes), with their
+    /// table, metrics and onlink flag. Equals `ip route show table all` less the local table.
     func routes() throws -> [RouteInfo]
-    /// Equals `ip route add DST [via GW] dev IF metric M proto P scope S [src SRC]`. Throws `exists`.
+    /// Equals `ip route add DST [via GW] dev IF table T metric M proto P scope S [src SRC]
+    /// [mtu N …] [onlink]`. Throws `exists`.
     func addRoute(_ route: RouteInfo) throws
-    /// Equals `ip route del DST [via GW] dev IF metric M`. Throws `notFound`.
+    /// Equals `ip route del DST [via GW] dev IF table T metric M`. Throws `notFound`.
     func deleteRoute(_ route: RouteInfo) throws
 }
 

@@ -73,10 +73,66 @@ public struct InterfaceAddress: Hashable, Codable, Sendable, CustomStringConvert
 public enum AddressFlags {
     public static let permanent: UInt32 = 0x80
     public static let noPrefixRoute: UInt32 = 0x200
+    /// IFA_F_SECONDARY: an IPv4 address in the subnet of an earlier (primary) address of the
+    /// interface. The kernel decides it from the order addresses are added in.
+    public static let secondary: UInt32 = 0x01
 }
 
-/// One route of the main table, as `ip route` shows it.
+/// A route metric (an RTAX_* attribute of RTA_METRICS), named as `ip route` names it.
+///
+/// RTAX_CC_ALGO (16, `congctl`) is missing: its value is a string, not a number, and libnl
+/// reads it as a number.
+public enum RouteMetric: String, Codable, CodingKeyRepresentable, CaseIterable, Comparable, Sendable {
+    /// A bit mask: bit `1 << m.rtax` set means metric m is locked (`mtu lock 1400`).
+    case lock, mtu, window, rtt, rttvar, ssthresh, cwnd, advmss, reordering, hoplimit, initcwnd, features
+    case rtoMin = "rto_min", initrwnd, quickack
+    case fastopenNoCookie = "fastopen_no_cookie"
+
+    /// The RTAX_* number (linux/rtnetlink.h).
+    public var rtax: Int32 {
+        switch self {
+        case .lock: 1
+        case .mtu: 2
+        case .window: 3
+        case .rtt: 4
+        case .rttvar: 5
+        case .ssthresh: 6
+        case .cwnd: 7
+        case .advmss: 8
+        case .reordering: 9
+        case .hoplimit: 10
+        case .initcwnd: 11
+        case .features: 12
+        case .rtoMin: 13
+        case .initrwnd: 14
+        case .quickack: 15
+        case .fastopenNoCookie: 17
+        }
+    }
+
+    public static func < (a: RouteMetric, b: RouteMetric) -> Bool { a.rtax < b.rtax }
+}
+
+/// RTNH_F_* flags of a route's nexthop.
+public enum NexthopFlags {
+    /// RTNH_F_PERVASIVE: recursive gateway lookup.
+    public static let pervasive: UInt32 = 0x02
+    /// RTNH_F_ONLINK: the gateway is on the link even without a route to it (`onlink`).
+    public static let onlink: UInt32 = 0x04
+    /// The flags a caller may ask for; the others (dead, linkdown, offload, trap, …) are state
+    /// the kernel sets and are not kept.
+    public static let settable: UInt32 = pervasive | onlink
+}
+
+/// One unicast route of any table but `local`, as `ip route show table all` shows it.
+///
+/// Known limits: the expiry of an IPv6 route learned from a router advertisement and its
+/// router preference (`pref high`) are not kept, so such a route comes back permanent and
+/// `pref medium`; multipath routes are not read at all.
 public struct RouteInfo: Hashable, Codable, Sendable, CustomStringConvertible {
+    /// RT_TABLE_MAIN.
+    public static let mainTable: UInt32 = 254
+
     public var family: AddressFamily
     /// Destination with prefix ("0.0.0.0/0", "10.241.96.0/24", "::/0").
     public var destination: String
@@ -88,15 +144,46 @@ public struct RouteInfo: Hashable, Codable, Sendable, CustomStringConvertible {
     /// rtm_scope: 0 universe, 253 link, 254 host.
     public var scope: UInt8
     public var preferredSource: String?
+    /// The routing table: 254 main, 253 default, 1–252 and above 255 user tables.
+    public var table: UInt32
+    /// Settable RTNH_F_* flags of the nexthop (see `NexthopFlags.settable`): `onlink`.
+    public var nexthopFlags: UInt32
+    /// RTAX metrics (`mtu 1400 advmss 1300`); empty when the route has none.
+    public var metrics: [RouteMetric: UInt32]
 
     public init(family: AddressFamily = .inet, destination: String, gateway: String? = nil, interface: String,
-                metric: UInt32 = 0, proto: UInt8 = 3, scope: UInt8 = 0, preferredSource: String? = nil) {
+                metric: UInt32 = 0, proto: UInt8 = 3, scope: UInt8 = 0, preferredSource: String? = nil,
+                table: UInt32 = RouteInfo.mainTable, nexthopFlags: UInt32 = 0, metrics: [RouteMetric: UInt32] = [:]) {
         self.family = family; self.destination = destination; self.gateway = gateway
         self.interface = interface; self.metric = metric; self.proto = proto; self.scope = scope
         self.preferredSource = preferredSource
+        self.table = table; self.nexthopFlags = nexthopFlags; self.metrics = metrics
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case family, destination, gateway, interface, metric, proto, scope, preferredSource, table, nexthopFlags, metrics
+    }
+
+    /// Records written before `table`, `nexthopFlags` and `metrics` existed read as main table,
+    /// no flags, no metrics.
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        family = try c.decode(AddressFamily.self, forKey: .family)
+        destination = try c.decode(String.self, forKey: .destination)
+        gateway = try c.decodeIfPresent(String.self, forKey: .gateway)
+        interface = try c.decode(String.self, forKey: .interface)
+        metric = try c.decode(UInt32.self, forKey: .metric)
+        proto = try c.decode(UInt8.self, forKey: .proto)
+        scope = try c.decode(UInt8.self, forKey: .scope)
+        preferredSource = try c.decodeIfPresent(String.self, forKey: .preferredSource)
+        table = try c.decodeIfPresent(UInt32.self, forKey: .table) ?? Self.mainTable
+        nexthopFlags = try c.decodeIfPresent(UInt32.self, forKey: .nexthopFlags) ?? 0
+        metrics = try c.decodeIfPresent([RouteMetric: UInt32].self, forKey: .metrics) ?? [:]
     }
 
     public var isDefault: Bool { destination == "0.0.0.0/0" || destination == "::/0" }
+    public var isMainTable: Bool { table == Self.mainTable }
+    public var isOnlink: Bool { nexthopFlags & NexthopFlags.onlink != 0 }
     public var ipv4Destination: CIDRv4? { family == .inet ? CIDRv4(destination) : nil }
 
     public func on(_ interface: String) -> RouteInfo {
@@ -105,14 +192,22 @@ public struct RouteInfo: Hashable, Codable, Sendable, CustomStringConvertible {
         return r
     }
 
+    /// The route in `ip route` syntax (what `ip route add` takes back).
     public var description: String {
         var s = destination == "0.0.0.0/0" || destination == "::/0" ? "default" : destination
         if let g = gateway { s += " via \(g)" }
         s += " dev \(interface)"
+        if table != Self.mainTable { s += " table \(table)" }
         if proto == 2 { s += " proto kernel" } else if proto == 4 { s += " proto static" } else if proto == 16 { s += " proto dhcp" }
         if scope == 253 { s += " scope link" }
         if let p = preferredSource { s += " src \(p)" }
         if metric != 0 { s += " metric \(metric)" }
+        let locked = metrics[.lock] ?? 0
+        for (m, v) in metrics.sorted(by: { $0.key < $1.key }) where m != .lock {
+            s += " \(m.rawValue)" + (locked & (1 << UInt32(m.rtax)) != 0 ? " lock" : "") + " \(v)"
+        }
+        if nexthopFlags & NexthopFlags.onlink != 0 { s += " onlink" }
+        if nexthopFlags & NexthopFlags.pervasive != 0 { s += " pervasive" }
         return s
     }
 }

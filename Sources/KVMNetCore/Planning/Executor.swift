@@ -230,7 +230,7 @@ func sameAddress(_ a: InterfaceAddress, _ b: InterfaceAddress) -> Bool {
 }
 
 func sameRoute(_ a: RouteInfo, _ b: RouteInfo) -> Bool {
-    a.family == b.family && a.destination == b.destination && a.interface == b.interface
+    a.family == b.family && a.table == b.table && a.destination == b.destination && a.interface == b.interface
         && a.metric == b.metric && a.gateway == b.gateway
 }
 

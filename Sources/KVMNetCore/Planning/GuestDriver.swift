@@ -137,8 +137,9 @@ extension NetworkDriver {
             let movedRoutes = journal.compactMap { e -> RouteInfo? in if case .removedRoute(let r) = e { return r } else { return nil } }
             let movedAddrs = journal.compactMap { e -> InterfaceAddress? in if case .removedAddress(let a) = e { return a } else { return nil } }
             let routes = movedRoutes.isEmpty ? host.routes.filter { $0.interface == uplink } : movedRoutes
-            let addrs = movedAddrs.isEmpty ? host.addresses.filter { $0.interface == uplink } : movedAddrs
-            gateway = routes.first { $0.family == .inet && $0.isDefault }?.gateway.flatMap(IPv4Address.init)
+            // Moved addresses are recorded last first: the primary is the last one.
+            let addrs = movedAddrs.isEmpty ? host.addresses.filter { $0.interface == uplink } : movedAddrs.reversed()
+            gateway = routes.first { $0.family == .inet && $0.isDefault && $0.isMainTable }?.gateway.flatMap(IPv4Address.init)
             lan = addrs.compactMap(\.ipv4).first
         }
         let hostAddresses = Set(host.addresses.compactMap { $0.ipv4?.address })

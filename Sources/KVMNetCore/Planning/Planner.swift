@@ -129,6 +129,21 @@ public enum Planner {
     /// 1. the addresses are added to the bridge, 2. the uplink becomes a port,
     /// 3. its routes and 4. its addresses are taken off it, 5. the routes are added on the bridge.
     /// Undone in reverse, the uplink gets its addresses back before its routes.
+    ///
+    /// Addresses and routes are added in the order that rebuilds them exactly, and taken off in
+    /// the reverse order, so that undoing any part of the run (in reverse) adds them back in
+    /// that order too:
+    /// - IPv4 addresses as the kernel lists them: it makes an address secondary when one of the
+    ///   same subnet came before, and the prefix route takes the primary's address as `src`.
+    ///   Taken off last first, a primary never goes while its secondaries are there (with
+    ///   `promote_secondaries=0` the kernel would delete them with it, unjournaled).
+    /// - IPv6 addresses in reverse: the kernel lists the newest first.
+    /// - Routes without a gateway before routes with one, whose gateway they may make reachable.
+    /// Routes of every table but `local` move (the kernel flushes a table's routes through the
+    /// uplink when its last IPv4 address goes); policy rules (`ip rule`) stay as they are.
+    ///
+    /// Known limits: DHCP lifetimes of addresses and the expiry of IPv6 routes are not kept;
+    /// moved ones come back permanent.
     static func bridgedMove(uplink: String, bridge: String, host: HostObservation, record: NetworkRecord?) -> [HostStep] {
         var addrs: [InterfaceAddress] = []
         var routes: [RouteInfo] = []
@@ -140,27 +155,30 @@ public enum Planner {
             if case .removedRoute(let r) = e { return r } else { return nil }
         }
         if !recordedAddrs.isEmpty || !recordedRoutes.isEmpty {
-            addrs = recordedAddrs
-            routes = recordedRoutes
+            // Recorded as they were taken off: in reverse.
+            addrs = recordedAddrs.reversed()
+            routes = recordedRoutes.reversed()
         } else {
-            addrs = host.addresses.filter { a in
+            let own = host.addresses.filter { a in
                 a.interface == uplink && (a.family == .inet || (!a.isLinkLocal && !a.isDynamic && a.scope == 0))
             }
+            addrs = own.filter { $0.family == .inet } + own.filter { $0.family == .inet6 }.reversed()
             // Prefix routes the kernel made for an address come back with the address on either
             // side; deleting one by hand while its address stays would leave nothing to re-add
             // it against (EEXIST from the bridge's twin). Unless addresses are `noprefixroute`,
             // where the routes were added by whoever added the addresses.
             let handMadePrefixes = addrs.contains { $0.flags & AddressFlags.noPrefixRoute != 0 }
-            routes = host.routes.filter { r in
+            let moved = host.routes.filter { r in
                 r.interface == uplink && (r.proto != 2 || handMadePrefixes)
                     && !(r.family == .inet6 && (r.destination.lowercased().hasPrefix("fe80:")
                                                 || r.destination.lowercased().hasPrefix("ff00:")))
             }
+            routes = moved.filter { $0.gateway == nil } + moved.filter { $0.gateway != nil }
         }
         var steps: [HostStep] = addrs.map { .addAddress($0.on(bridge)) }
         steps.append(.enslave(port: uplink, bridge: bridge, recorded: true))
-        steps += routes.map { .removeRoute($0) }
-        steps += addrs.map { .removeAddress($0) }
+        steps += routes.reversed().map { .removeRoute($0) }
+        steps += addrs.reversed().map { .removeAddress($0) }
         steps += routes.map { .addRoute($0.on(bridge)) }
         return steps
     }

@@ -106,7 +106,7 @@ public enum SpecResolver {
             if let u = r.uplink {
                 name = u.rawValue
             } else {
-                guard let d = routes.first(where: { $0.family == .inet && $0.isDefault }) else {
+                guard let d = routes.first(where: { $0.family == .inet && $0.isDefault && $0.isMainTable }) else {
                     throw .failure("no interface holds an IPv4 default route: name the uplink with --uplink")
                 }
                 name = d.interface

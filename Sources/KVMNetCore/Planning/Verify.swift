@@ -102,7 +102,7 @@ extension NetworkDriver {
         let host = try observe()
         let br = record.spec.bridge.rawValue
         let bridgeAddress = host.addresses.first { $0.interface == br && $0.family == .inet }.flatMap { IPv4Address($0.address) }
-        let defaultRoute = host.routes.first { $0.family == .inet && $0.isDefault }
+        let defaultRoute = host.routes.first { $0.family == .inet && $0.isDefault && $0.isMainTable }
         let uplinkAddress = defaultRoute.flatMap { r in
             host.addresses.first { $0.interface == r.interface && $0.family == .inet }.flatMap { IPv4Address($0.address) }
         }
