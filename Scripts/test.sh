@@ -24,9 +24,13 @@ fi
 units=$(grep -oE 'Test run with [0-9]+ tests' $logs/swift-test.log | grep -oE '[0-9]+')
 echo "test: building the default guest" >&2
 Scripts/build-guest.sh >/dev/null
-echo "test: end to end" >&2
-Scripts/e2e.sh
+echo "test: end to end (firewall auto: nftables here)" >&2
+FIREWALL=auto Scripts/e2e.sh
+echo "test: end to end, iptables backend" >&2
+FIREWALL=iptables Scripts/e2e.sh
+echo "test: end to end, a Docker-like host (FORWARD policy DROP, DOCKER-USER)" >&2
+HOST=docker Scripts/e2e.sh
 echo "test: end to end, hook mode" >&2
 Scripts/e2e-hooks.sh
 echo "test: done in $((SECONDS - t0)) s"
-echo "test: $((units + 8)) passed, 0 failed"
+echo "test: $((units + 16)) passed, 0 failed"

@@ -376,6 +376,27 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(nons.status == 1 && nons.stderr.contains("kvt-no-such-ns"))
     }
 
+    /// A firewalld-like table whose forward chain drops by default: `up` fails naming it, on
+    /// both backends, and changes nothing; `doctor` reports it.
+    @Test(needsRootAndBinary) func aFirewalldLikeTableStopsUp() throws {
+        let s = try Sandbox("fwd")
+        defer { s.destroy() }
+        _ = try s.inHost("nft", "-f", "-", stdin: """
+            table inet firewalld {
+              chain filter_FORWARD { type filter hook forward priority filter + 10; policy drop; }
+            }
+            """)
+        let before = try s.snapshot()
+        for backend in ["auto", "iptables", "nftables"] {
+            let r = try s.kvmnet("up", "nat", "--firewall", backend)
+            #expect(r.status == 1, "\(backend): \(r.stderr)")
+            #expect(r.stderr.contains("nft table inet firewalld chain filter_FORWARD"), "\(r.stderr)")
+        }
+        #expect(try s.snapshot() == before)
+        let doctor = try s.kvmnet("doctor")
+        #expect(doctor.status == 1 && doctor.stdout.contains("inet firewalld"))
+    }
+
     @Test(needsRootAndBinary) func notRootExits77BeforeTouchingAnything() throws {
         let r = try PosixCommandRunner().run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                               "--inh-caps=-all", Sandbox.binary, "--state-dir", "/nonexistent/x", "up", "nat"], stdin: nil)
