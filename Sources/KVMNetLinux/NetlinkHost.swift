@@ -16,6 +16,8 @@ import KVMNetCore
 public final class NetlinkHost: LinkControl {
     /// The rtnetlink socket; internal so the address and route files can use it.
     let sock: OpaquePointer
+    /// Bridge name → ifindex, for enslaving many taps with one request each.
+    private var masterIndex: [String: Int32] = [:]
 
     /// Opens and connects an rtnetlink socket in the calling thread's network namespace.
     public init() throws(HostError) {
@@ -112,6 +114,7 @@ public final class NetlinkHost: LinkControl {
     /// Deletes a link (a persistent tap too). Equals `ip link del NAME`.
     /// Throws `notFound` when there is none.
     public func deleteLink(name: String) throws(HostError) {
+        masterIndex[name] = nil
         guard let link = rtnl_link_alloc() else { throw .other("delete link \(name): out of memory") }
         defer { rtnl_link_put(link) }
         rtnl_link_set_name(link, name)
@@ -120,36 +123,35 @@ public final class NetlinkHost: LinkControl {
 
     // MARK: Changing links
 
-    /// Equals `ip link set NAME up|down`. Idempotent.
-    public func setUp(name: String, _ up: Bool) throws(HostError) {
-        try change(name, "set link \(name) \(up ? "up" : "down")") { change in
-            if up { rtnl_link_set_flags(change, UInt32(IFF_UP)) } else { rtnl_link_unset_flags(change, UInt32(IFF_UP)) }
+    /// One RTM_NEWLINK for all of `c` (read the link once for its index, then change it).
+    /// Equals `ip link set NAME [mtu M] [master B | nomaster] [group G] [up | down]`.
+    /// Throws `notFound` when the link or the bridge is missing.
+    public func setLink(_ name: String, _ c: LinkChange) throws(HostError) {
+        var words: [String] = []
+        if let m = c.mtu { words.append("mtu \(m)") }
+        if let m = c.master { words.append(m.map { "master \($0)" } ?? "nomaster") }
+        if let g = c.group { words.append("group \(g)") }
+        if let u = c.up { words.append(u ? "up" : "down") }
+        let operation = "set link \(name) " + words.joined(separator: " ")
+        let index = try index(of: name, for: operation)
+        var master: Int64 = -1
+        if let m = c.master {
+            if let bridge = m {
+                if let cached = masterIndex[bridge] { master = Int64(cached) } else {
+                    let i = try self.index(of: bridge, for: operation)
+                    masterIndex[bridge] = i
+                    master = Int64(i)
+                }
+            } else { master = 0 }
         }
+        try checkLibnl(kvmnet_nl_link_set(sock, index, c.mtu.map(Int64.init) ?? -1, master,
+                                          c.group.map(Int64.init) ?? -1, c.up.map { $0 ? 1 : 0 } ?? -1), operation)
     }
 
-    /// Equals `ip link set NAME mtu MTU`.
-    public func setMTU(name: String, _ mtu: UInt32) throws(HostError) {
-        try change(name, "set link \(name) mtu \(mtu)") { rtnl_link_set_mtu($0, mtu) }
+    /// Equals `ip link del group G`.
+    public func deleteLinks(group: UInt32) throws(HostError) {
+        masterIndex = [:]
+        try checkLibnl(kvmnet_nl_group_delete(sock, group), "delete link group \(group)")
     }
 
-    /// Equals `ip link set NAME master BRIDGE`, or `ip link set NAME nomaster` when `bridge` is nil.
-    /// Throws `notFound` when either link is missing.
-    public func setMaster(name: String, bridge: String?) throws(HostError) {
-        let operation = bridge.map { "set link \(name) master \($0)" } ?? "set link \(name) nomaster"
-        let master = try bridge.map { b throws(HostError) in try index(of: b, for: operation) } ?? 0
-        try change(name, operation) { rtnl_link_set_master($0, master) }
-    }
-
-    /// Reads the link, applies `edit` to an empty change object, and sends the difference
-    /// (`rtnl_link_change`, RTM_NEWLINK falling back to RTM_SETLINK).
-    private func change(_ name: String, _ operation: String, _ edit: (OpaquePointer) -> Void) throws(HostError) {
-        var original: OpaquePointer?
-        try checkLibnl(rtnl_link_get_kernel(sock, 0, name, &original), operation)
-        guard let original else { throw .notFound("\(operation): no link named \(name)") }
-        defer { rtnl_link_put(original) }
-        guard let change = rtnl_link_alloc() else { throw .other("\(operation): out of memory") }
-        defer { rtnl_link_put(change) }
-        edit(change)
-        try checkLibnl(rtnl_link_change(sock, original, change, 0), operation)
-    }
 }

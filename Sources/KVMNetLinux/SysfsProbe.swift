@@ -23,13 +23,13 @@ public final class SysfsProbe: InterfaceProbe {
     /// Scans /proc/PID/fdinfo for tun file descriptors attached to `name` (`iff:\tNAME`), among
     /// the processes of this network namespace: fdinfo names the tap but not its namespace, and
     /// another namespace may well have a tap of the same name.
-    public func tapHolders(_ name: String) -> [(pid: Int32, command: String)] {
+    public func tapHolders(_ names: Set<String>) -> [String: [(pid: Int32, command: String)]] {
+        guard !names.isEmpty else { return [:] }
         var me = stat()
-        guard stat("/proc/thread-self/ns/net", &me) == 0 else { return [] }
-        guard let procs = opendir("/proc") else { return [] }
+        guard stat("/proc/thread-self/ns/net", &me) == 0 else { return [:] }
+        guard let procs = opendir("/proc") else { return [:] }
         defer { closedir(procs) }
-        var out: [(Int32, String)] = []
-        let want = "iff:\t\(name)\n"
+        var out: [String: [(pid: Int32, command: String)]] = [:]
         while let e = readdir(procs) {
             let pidText = withUnsafeBytes(of: e.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
             var ns = stat()
@@ -38,10 +38,12 @@ public final class SysfsProbe: InterfaceProbe {
             defer { closedir(fds) }
             while let f = readdir(fds) {
                 let fd = withUnsafeBytes(of: f.pointee.d_name) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
-                guard Int(fd) != nil, let text = try? Files.read("/proc/\(pid)/fdinfo/\(fd)", "read fdinfo"), text.contains(want) else { continue }
+                guard Int(fd) != nil, let text = try? Files.read("/proc/\(pid)/fdinfo/\(fd)", "read fdinfo"),
+                      let line = text.split(separator: "\n").first(where: { $0.hasPrefix("iff:") }) else { continue }
+                let tap = line.dropFirst(4).trimmingCharacters(in: .whitespaces)
+                guard names.contains(tap) else { continue }
                 let comm = (try? Files.read("/proc/\(pid)/comm", "read comm"))?.trimmingCharacters(in: .whitespacesAndNewlines) ?? "?"
-                out.append((pid, comm))
-                break
+                if !(out[tap]?.contains { $0.pid == pid } ?? false) { out[tap, default: []].append((pid, comm)) }
             }
         }
         return out

@@ -117,6 +117,10 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
     public func deleteLink(name: String) throws {
         try change("del link \(name)")
+        try deleteLinkNow(name)
+    }
+
+    func deleteLinkNow(_ name: String) throws {
         let i = try index(name)
         let l = linkTable.remove(at: i)
         for j in linkTable.indices where linkTable[j].masterIndex == l.index { linkTable[j].masterIndex = 0 }
@@ -125,26 +129,26 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
         sysctls = sysctls.filter { !$0.key.hasPrefix("net/ipv6/conf/\(name)/") }
     }
 
-    public func setUp(name: String, _ up: Bool) throws {
-        try change("set \(name) up")
-        linkTable[try index(name)].isUp = up
-    }
-
-    public func setMTU(name: String, _ mtu: UInt32) throws {
-        try change("set \(name) mtu")
-        linkTable[try index(name)].mtu = mtu
-    }
-
-    public func setMaster(name: String, bridge: String?) throws {
-        try change("set \(name) master")
+    public func setLink(_ name: String, _ c: LinkChange) throws {
+        try change("set \(name) \(c)")
         let i = try index(name)
-        if let b = bridge {
-            let bi = try index(b)
-            guard linkTable[bi].isBridge else { throw HostError.other("set master \(name): \(b) is not a bridge") }
-            linkTable[i].masterIndex = linkTable[bi].index
-        } else {
-            linkTable[i].masterIndex = 0
+        var master = linkTable[i].masterIndex
+        if let m = c.master {
+            if let b = m {
+                let bi = try index(b)
+                guard linkTable[bi].isBridge else { throw HostError.other("set master \(name): \(b) is not a bridge") }
+                master = linkTable[bi].index
+            } else { master = 0 }
         }
+        linkTable[i].masterIndex = master
+        if let m = c.mtu { linkTable[i].mtu = m }
+        if let g = c.group { linkTable[i].group = g }
+        if let u = c.up { linkTable[i].isUp = u }
+    }
+
+    public func deleteLinks(group: UInt32) throws {
+        try change("del group \(group)")
+        for l in linkTable where l.group == group { try deleteLinkNow(l.name) }
     }
 
     public func addresses() throws -> [InterfaceAddress] { addressTable }
@@ -354,7 +358,9 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public func isWireless(_ name: String) -> Bool { wireless.contains(name) }
     /// Taps a pretend process holds open.
     public var heldTaps: [String: (Int32, String)] = [:]
-    public func tapHolders(_ name: String) -> [(pid: Int32, command: String)] { heldTaps[name].map { [$0] } ?? [] }
+    public func tapHolders(_ names: Set<String>) -> [String: [(pid: Int32, command: String)]] {
+        heldTaps.filter { names.contains($0.key) }.mapValues { [$0] }
+    }
 
     // MARK: StateStore
 

@@ -31,6 +31,13 @@ int kvmnet_tap_create(const char *name, uint32_t owner, const char **failed_call
  */
 int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu);
 
+/* Deletes every link of a group in one RTM_DELLINK. Returns 0 or -NLE_*. */
+int kvmnet_nl_group_delete(struct nl_sock *sock, uint32_t group);
+
+/* One RTM_NEWLINK on ifindex: mtu, master (0 = nomaster), group (each < 0: unchanged), up (1 up,
+ * 0 down, < 0 unchanged). Returns 0 or -NLE_*. */
+int kvmnet_nl_link_set(struct nl_sock *sock, int ifindex, int64_t mtu, int64_t master, int64_t group, int up);
+
 /* setns(fd, CLONE_NEWNET) on the calling thread. Returns 0 or -errno. */
 int kvmnet_setns_net(int fd);
 

@@ -16,12 +16,12 @@ public protocol LinkControl: AnyObject {
     func createTap(name: String, owner: UInt32) throws
     /// Deletes a link. Equals `ip link del NAME`. Throws `notFound` when there is none.
     func deleteLink(name: String) throws
-    /// Equals `ip link set NAME up|down`.
-    func setUp(name: String, _ up: Bool) throws
-    /// Equals `ip link set NAME mtu MTU`.
-    func setMTU(name: String, _ mtu: UInt32) throws
-    /// Equals `ip link set NAME master BRIDGE`, or `nomaster` when `bridge` is nil.
-    func setMaster(name: String, bridge: String?) throws
+    /// Changes several attributes of a link in one request.
+    /// Equals `ip link set NAME [mtu M] [master B | nomaster] [group G] [up | down]`.
+    func setLink(_ name: String, _ change: LinkChange) throws
+    /// Deletes every link of a link group in one request (one kernel barrier for all).
+    /// Equals `ip link del group G`.
+    func deleteLinks(group: UInt32) throws
     /// Every address of the namespace (both families). Equals `ip addr show`.
     func addresses() throws -> [InterfaceAddress]
     /// Equals `ip addr add ADDR/LEN [broadcast B] [noprefixroute] dev IF`. Throws `exists`.
@@ -36,6 +36,28 @@ public protocol LinkControl: AnyObject {
     func addRoute(_ route: RouteInfo) throws
     /// Equals `ip route del DST [via GW] dev IF table T metric M`. Throws `notFound`.
     func deleteRoute(_ route: RouteInfo) throws
+}
+
+/// What `setLink` changes; nil leaves an attribute as it is.
+public struct LinkChange: Equatable, Sendable {
+    public var mtu: UInt32?
+    /// .some(nil) detaches the link from its bridge.
+    public var master: String??
+    public var group: UInt32?
+    public var up: Bool?
+
+    public init(mtu: UInt32? = nil, master: String?? = nil, group: UInt32? = nil, up: Bool? = nil) {
+        self.mtu = mtu; self.master = master; self.group = group; self.up = up
+    }
+}
+
+extension LinkControl {
+    /// Equals `ip link set NAME up|down`.
+    public func setUp(name: String, _ up: Bool) throws { try setLink(name, LinkChange(up: up)) }
+    /// Equals `ip link set NAME mtu MTU`.
+    public func setMTU(name: String, _ mtu: UInt32) throws { try setLink(name, LinkChange(mtu: mtu)) }
+    /// Equals `ip link set NAME master BRIDGE`, or `nomaster` when `bridge` is nil.
+    public func setMaster(name: String, bridge: String?) throws { try setLink(name, LinkChange(master: .some(bridge))) }
 }
 
 /// Kernel parameters under /proc/sys of the current namespace.
@@ -59,8 +81,9 @@ public protocol CommandRunner: AnyObject {
 public protocol InterfaceProbe: AnyObject {
     /// True for wireless station interfaces (sysfs `wireless/` or `phy80211`), which cannot be bridged.
     func isWireless(_ name: String) -> Bool
-    /// The processes holding a tap open (`iff:` lines in /proc/PID/fdinfo), with their names.
-    func tapHolders(_ name: String) -> [(pid: Int32, command: String)]
+    /// The processes of this namespace holding each of `names` open (`iff:` lines in
+    /// /proc/PID/fdinfo), read in one walk of /proc.
+    func tapHolders(_ names: Set<String>) -> [String: [(pid: Int32, command: String)]]
 }
 
 /// The records of kvmnet's networks in the state folder.

@@ -20,6 +20,16 @@ public final class Executor {
     /// call did, in reverse, and rethrows the original error naming the step.
     public func apply(_ steps: [HostStep], progress: (Int, HostStep) -> Void = { _, _ in }) throws {
         let start = record.journal.count
+        // Taps are journaled in one write before the first is made (one record write, not one
+        // per tap); undoing an entry whose tap was never made is harmless.
+        let taps = steps.compactMap { s -> JournalEntry? in
+            guard case .createTap(let n, _) = s, !owns(n) else { return nil }
+            return .createdLink(name: n, kind: "tun")
+        }
+        if !taps.isEmpty {
+            record.journal += taps
+            try env.state.save(record)
+        }
         for (i, step) in steps.enumerated() {
             do {
                 if let sig = env.pendingSignal() {
@@ -56,6 +66,23 @@ public final class Executor {
         }
     }
 
+    /// Deletes the network's taps with one group request (each device deleted on its own waits
+    /// for the kernel's RCU barrier, ~17 ms). Membership is re-checked first: a link in the group
+    /// that is not one of this network's taps, or a tap a live process holds, is moved out of it.
+    func deleteTapGroup(taps: Set<String>, held: Set<String>) {
+        guard let group = record.tapGroup, group != 0, !taps.isEmpty, let all = try? env.links.links() else { return }
+        let members = all.filter { $0.group == group }
+        guard !members.isEmpty else { return }
+        do {
+            for m in members where !taps.contains(m.name) || !m.isTap || held.contains(m.name) {
+                try env.links.setLink(m.name, LinkChange(group: 0))
+            }
+            try env.links.deleteLinks(group: group)
+        } catch {
+            env.log("notice: deleting the taps as one group failed (\(error)); deleting them one by one")
+        }
+    }
+
     /// Adds `entry` to the record and saves it, before the change it describes is made.
     func journal(_ entry: JournalEntry) throws {
         if record.journal.contains(entry) { return }
@@ -75,10 +102,22 @@ public final class Executor {
             host.links.append(LinkInfo(index: -1, name: name, kind: "bridge", mtu: mtu, mac: mac))
 
         case .createTap(let name, let owner):
-            if let l = host.link(name), l.isTap, owns(name) { return false }
+            if let l = host.link(name), l.isTap, l.index != -1, owns(name) { return false }
             try journal(.createdLink(name: name, kind: "tun"))
-            try links.createTap(name: name, owner: owner)
+            do { try links.createTap(name: name, owner: owner) } catch HostError.exists(let m) {
+                // Not ours after all: someone made it since the check. Never undo their link.
+                record.journal.removeAll { $0 == .createdLink(name: name, kind: "tun") }
+                try env.state.save(record)
+                throw HostError.exists(m)
+            }
             host.links.append(LinkInfo(index: -1, name: name, kind: "tun", mtu: 1500))
+
+        case .attach(let port, let bridge, let mtu, let group):
+            if let l = host.link(port), l.index != -1, host.master(of: port) == bridge, l.mtu == mtu, l.isUp, l.group == group {
+                return false
+            }
+            if record.tapGroup != group { record.tapGroup = group; try env.state.save(record) }
+            try links.setLink(port, LinkChange(mtu: mtu, master: .some(bridge), group: group, up: true))
 
         case .setDeviceSysctl(let key, let value):
             if (try? env.sysctl.read(key)) == value { return false }
@@ -169,6 +208,10 @@ public final class Executor {
     public func undoReporting(_ entries: [JournalEntry], keep: Set<String> = []) -> [(JournalEntry, String)] {
         var problems: [(JournalEntry, String)] = []
         let links = env.links
+        let taps = Set(entries.compactMap { e -> String? in if case .createdLink(let n, "tun") = e { return n } else { return nil } })
+        // A tap a live process still holds (a guest on a pre-made tap) is never deleted.
+        let holders = env.probe.tapHolders(taps)
+        deleteTapGroup(taps: taps, held: Set(holders.keys))
         for entry in entries.reversed() {
             do {
                 switch entry {
@@ -178,10 +221,8 @@ public final class Executor {
                         env.log("\(name) is now a \(l.kind ?? "network") interface, not the \(kind) kvmnet created: left alone")
                         break
                     }
-                    // A tap a live process still holds (a guest on a pre-made tap) is never deleted.
-                    let holders = kind == "tun" ? env.probe.tapHolders(name) : []
-                    if !holders.isEmpty {
-                        problems.append((entry, "tap \(name) is held by " + holders.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", ")
+                    if kind == "tun", let held = holders[name], !held.isEmpty {
+                        problems.append((entry, "tap \(name) is held by " + held.map { "pid \($0.pid) (\($0.command))" }.joined(separator: ", ")
                                          + "; left in place: run `kvmnet down` again once that process has exited"))
                         break
                     }

@@ -245,9 +245,9 @@ extension NetworkDriver {
             guard var record = try env.state.load(network) else { throw KVMNetError.failure("network \(network) is not up") }
             try checkNamespace(record)
             let bridge = record.spec.bridge.rawValue
-            if link.mtu != record.spec.mtu { try env.links.setMTU(name: tap, record.spec.mtu) }
-            try env.links.setMaster(name: tap, bridge: bridge)
-            if !link.isUp { try env.links.setUp(name: tap, true) }
+            // One request: `ip link set TAP mtu M master BR up`.
+            try env.links.setLink(tap, LinkChange(mtu: link.mtu == record.spec.mtu ? nil : record.spec.mtu,
+                                                  master: .some(bridge), up: link.isUp ? nil : true))
             var taps = record.hookTaps ?? []
             if !taps.contains(tap) { taps.append(tap); record.hookTaps = taps; try env.state.save(record) }
         }
@@ -265,8 +265,7 @@ extension NetworkDriver {
             if let link = try env.links.link(named: tap), link.masterIndex != 0,
                let master = try env.links.links().first(where: { $0.index == link.masterIndex }),
                master.name == record.spec.bridge.rawValue {
-                if link.isUp { try env.links.setUp(name: tap, false) }
-                try env.links.setMaster(name: tap, bridge: nil)
+                try env.links.setLink(tap, LinkChange(master: .some(nil), up: link.isUp ? false : nil))
             }
             if let taps = record.hookTaps, taps.contains(tap) {
                 record.hookTaps = taps.filter { $0 != tap }

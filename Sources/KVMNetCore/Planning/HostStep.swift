@@ -11,6 +11,9 @@ public enum HostStep: Equatable, Sendable {
     /// Creates a persistent tap owned by `owner`.
     case createTap(name: String, owner: UInt32)
     case setMTU(name: String, mtu: UInt32)
+    /// Makes a tap kvmnet created a port of the bridge, with the bridge's MTU, in the network's
+    /// link group (deleted as one on `down`), up: one request.
+    case attach(port: String, bridge: String, mtu: UInt32, group: UInt32)
     /// Makes `port` a port of `bridge`. `recorded` for links kvmnet did not create (the uplink).
     case enslave(port: String, bridge: String, recorded: Bool)
     /// Takes a route off an interface kvmnet did not create (bridged: the uplink); `down` puts it back.
@@ -37,6 +40,8 @@ public enum HostStep: Equatable, Sendable {
             return "ip tuntap add \(n) mode tap user \(owner)"
         case .setMTU(let n, let mtu):
             return "ip link set \(n) mtu \(mtu)"
+        case .attach(let p, let b, let mtu, let g):
+            return "ip link set \(p) mtu \(mtu) master \(b) group \(g) up"
         case .enslave(let p, let b, _):
             return "ip link set \(p) master \(b)"
         case .removeRoute(let r):
@@ -59,6 +64,7 @@ public enum HostStep: Equatable, Sendable {
         case .setUp(let n): return "bring \(n) up"
         case .createTap(let n, _): return "create tap \(n)"
         case .setMTU(let n, let m): return "set MTU \(m) on \(n)"
+        case .attach(let p, let b, _, _): return "attach \(p) to \(b)"
         case .enslave(let p, let b, _): return "attach \(p) to \(b)"
         case .removeRoute(let r): return "remove route \(r)"
         case .removeAddress(let a): return "remove address \(a)"

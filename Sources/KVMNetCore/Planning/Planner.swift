@@ -108,11 +108,10 @@ public enum Planner {
                                                       prefixLength: a.prefixLength, broadcast: a.broadcast.description)))
         }
         steps.append(.setUp(br))
+        let group = tapGroup(spec, on: host, record: record)
         for tap in spec.tapNames.map(\.rawValue) {
             steps.append(.createTap(name: tap, owner: spec.tapOwner))
-            steps.append(.setMTU(name: tap, mtu: spec.mtu))
-            steps.append(.enslave(port: tap, bridge: br, recorded: false))
-            steps.append(.setUp(tap))
+            steps.append(.attach(port: tap, bridge: br, mtu: spec.mtu, group: group))
         }
         // Rules first, forwarding after: no moment where the host forwards unfiltered.
         steps.append(.installFirewall(FirewallPlan(spec: spec, forwards: forwards)))
@@ -123,6 +122,16 @@ public enum Planner {
             steps.append(.setSysctl(key: "net.ipv4.ip_forward", value: "1"))
         }
         return steps
+    }
+
+    /// The link group of the network's taps: the recorded one, else a number derived from the
+    /// network and its namespace that no link uses yet (group 0 is everyone's default).
+    public static func tapGroup(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?) -> UInt32 {
+        if let g = record?.tapGroup { return g }
+        let used = Set(host.links.map(\.group))
+        var g = 0x4b560000 | UInt32(truncatingIfNeeded: StableHash.fnv1a64("group:\(spec.name):\(spec.bridgeMAC)") & 0xffff)
+        while used.contains(g) { g &+= 1 }
+        return g
     }
 
     /// The uplink's addresses and routes move to the bridge as one run of steps:

@@ -60,6 +60,8 @@ public struct NetworkRecord: Codable, Equatable, Sendable {
     public var guests: [GuestRecord]?
     /// Taps that hooks attached to the bridge (created by qemu, not by kvmnet).
     public var hookTaps: [String]?
+    /// The link group kvmnet's taps of this network are in (`down` deletes them as one).
+    public var tapGroup: UInt32?
     /// Port forwards into the network (nat).
     public var forwards: [PortForward]?
     /// Why this firewall backend was chosen (for `status`).
