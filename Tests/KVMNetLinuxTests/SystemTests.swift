@@ -142,18 +142,18 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
             """)
     }
 
-    @Test(needsRootAndBinary, arguments: NetworkModel.allCases)
-    func upUpDownLeavesTheNamespaceAsFound(_ model: NetworkModel) throws {
-        let s = try Sandbox(model.rawValue)
+    @Test(needsRootAndBinary, arguments: NetworkModel.allCases, ["iptables", "nftables"])
+    func upUpDownLeavesTheNamespaceAsFound(_ model: NetworkModel, _ firewall: String) throws {
+        let s = try Sandbox(model.rawValue + firewall.prefix(1))
         defer { s.destroy() }
         try addForeignObjects(s)
         let before = try s.snapshot()
 
-        var args = ["up", model.rawValue, "--taps", "2"]
+        var args = ["up", model.rawValue, "--taps", "2", "--firewall", firewall]
         if model == .bridged { args += ["--uplink", "eth0"] }
         let up = try s.runner.run([Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir] + args, stdin: nil)
         #expect(up.status == 0, "\(up.stderr)")
-        try checkKernel(s, model)
+        try checkKernel(s, model, firewall: firewall)
         let afterUp = try s.snapshot()
 
         let again = try s.runner.run([Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir] + args, stdin: nil)
@@ -287,7 +287,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         var pids: [pid_t] = []
         for _ in 0..<4 {
             var pid: pid_t = 0
-            let argv = [Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir, "up", "nat", "--taps", "4"]
+            let argv = [Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir, "up", "nat", "--taps", "4", "--firewall", "iptables"]
             let cArgs = argv.map { strdup($0) } + [nil]
             defer { cArgs.forEach { free($0) } }
             _ = quietSpawn(&pid, cArgs)
@@ -300,7 +300,8 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         }
         let save = try s.inHost("iptables-save")
         #expect(save.components(separatedBy: "-j KVMNET-FWD-DEFAULT").count == 2, "one jump from FORWARD")
-        #expect(save.components(separatedBy: "-j MASQUERADE").count == 2, "one MASQUERADE rule")
+        #expect(save.components(separatedBy: "! -d 192.168.1.0/24 -m comment --comment \"kvmnet:default\" -j MASQUERADE").count == 2,
+                "one MASQUERADE rule")
         #expect(try s.inHost("ip", "-o", "link", "show", "type", "bridge").split(separator: "\n").count == 1)
         #expect(try s.kvmnet("down").status == 0)
         #expect(try s.snapshot() == before)
@@ -326,7 +327,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(try s.sh("sha256sum", base) == sum, "the base image was written")
     }
 
-    func checkKernel(_ s: Sandbox, _ model: NetworkModel) throws {
+    func checkKernel(_ s: Sandbox, _ model: NetworkModel, firewall: String) throws {
         let json = try s.inHost("ip", "-d", "-j", "link", "show", "br-in")
         let link = try #require((try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first)
         let info = (link["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any]
@@ -337,14 +338,15 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         let fwd = try s.inHost("cat", "/proc/sys/net/ipv4/ip_forward").trimmingCharacters(in: .whitespacesAndNewlines)
         #expect(fwd == (model.needsForwarding ? "1" : "0"))
         let addrs = try s.inHost("ip", "addr", "show", "dev", "br-in")
-        let save = try s.inHost("iptables-save")
-        #expect(save.contains("-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT"))
+        let save = firewall == "iptables" ? try s.inHost("iptables-save") : try s.inHost("nft", "list", "table", "inet", "kvmnet")
+        #expect(save.contains(firewall == "iptables" ? "-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT"
+                                                     : "chain fwd-default"))
         switch model {
         case .isolated, .routed, .nat:
             #expect(try s.inHost("cat", "/proc/sys/net/ipv6/conf/br-in/disable_ipv6").hasPrefix("1"))
             #expect(!addrs.contains("inet6"), "the bridge has an IPv6 address:\n\(addrs)")
             #expect(addrs.contains("inet 192.168.1.254/24") == model.hasHostAddress)
-            #expect(save.contains("MASQUERADE") && save.contains("KVMNET-NAT-DEFAULT") == (model == .nat))
+            #expect(save.contains(firewall == "iptables" ? "-j KVMNET-NAT-DEFAULT" : "masquerade") == (model == .nat))
         case .bridged:
             #expect(addrs.contains("inet 10.241.96.176/24"))
             #expect(link["address"] as? String == "02:00:0a:f1:60:b0")

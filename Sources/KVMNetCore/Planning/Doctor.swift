@@ -124,7 +124,8 @@ public enum Doctor {
         let iptables = run.which("iptables-save") != nil && run.which("iptables-restore") != nil
         let nftInstalled = run.which("nft") != nil
         var state = IptablesState()
-        if iptables { state = try Iptables(run).save() }
+        // Without root (`up --dry-run` as a user) the firewall cannot be read: plan without it.
+        if iptables { state = (try? Iptables(run).save()) ?? IptablesState() }
         var drops: [(String, String, String)] = []
         var nftWorks = false
         if nftInstalled, let r = try? run.run(["nft", "list", "ruleset"], stdin: nil), r.status == 0 {
