@@ -147,6 +147,7 @@ fi
 # One run measures one build: a copy, so a rebuild in KVMNET_SRC meanwhile changes nothing here.
 KVMNET_ORIG=$KVMNET
 KVMNET_BUILT=$(date -u -r "$KVMNET" '+%Y-%m-%d %H:%M UTC')
+KVMNET_HEAD=$(git -C "$KVMNET_SRC" rev-parse --short HEAD 2>/dev/null || echo '?')
 cp "$KVMNET" "$WORK/kvmnet"
 KVMNET=$WORK/kvmnet
 command -v gcc >/dev/null && pkg-config --exists libnl-route-3.0 \
@@ -305,7 +306,7 @@ report() {
   echo "# kvmnet benchmark"
   echo
   echo "$(date -u '+%Y-%m-%d %H:%M UTC'), kernel $(uname -r), $(nproc) CPUs, load at start $START_LOAD;"
-  echo "kvmnet $("$KVMNET" --version | awk '{ print $NF }'): $KVMNET_ORIG built $KVMNET_BUILT (checkout at $(git -C "$KVMNET_SRC" rev-parse --short HEAD 2>/dev/null || echo '?'))."
+  echo "kvmnet $("$KVMNET" --version | awk '{ print $NF }'): $KVMNET_ORIG built $KVMNET_BUILT (its checkout's HEAD at the start: $KVMNET_HEAD)."
   echo "Times in ms, medians. Each tool has a network namespace of its own per N (reused across its"
   echo "runs; each down must leave only lo); one timer throughout (bash \`\$EPOCHREALTIME\`)."
   echo "kvmnet: \`kvmnet --netns NS up nat --taps N\` / \`down\`."
