@@ -111,3 +111,62 @@ public struct DoctorCommand: KVMNetCommand {
         return failed ? 1 : 0
     }
 }
+
+/// `kvmnet leases`
+public struct LeasesCommand: KVMNetCommand {
+    public static let spec = CommandSpec(
+        name: "leases",
+        abstract: "Show the DHCP leases of a network: address, MAC, name, static or dynamic, time left.",
+        options: [
+            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            OptionSpec("--json", help: "Print one JSON document on stdout."),
+        ])
+
+    public var name: NetworkName
+    public var json: Bool
+
+    public init(_ a: ParsedArguments) throws(KVMNetError) {
+        name = try a.network()
+        json = a.has("--json")
+    }
+
+    public var needsPrivilege: Bool { true }
+    public var wantsJSON: Bool { json }
+
+    struct Lease: Encodable { var address: String; var mac: String; var name: String?; var kind: String; var secondsLeft: Int? }
+
+    public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
+        guard let record = try env.state.load(name) else { throw KVMNetError.failure("network \(name) is not up") }
+        guard record.spec.servesDHCP, let g = env.guests else {
+            throw KVMNetError.failure("network \(name) runs no DHCP server (\(record.spec.model)\(record.spec.dhcp == false ? ", --dhcp off" : ""))")
+        }
+        let folder = env.state.folder(for: name)
+        let now = Int(Date().timeIntervalSince1970)
+        var leases: [Lease] = []
+        // dnsmasq's lease file: EXPIRY MAC ADDRESS NAME CLIENT-ID, one lease a line.
+        for line in g.readText(folder + "/dnsmasq.leases").split(separator: "\n") {
+            let f = line.split(separator: " ").map(String.init)
+            guard f.count >= 4, let expiry = Int(f[0]) else { continue }
+            let isStatic = (record.guests ?? []).contains { $0.spec.mac.description == f[1].lowercased() }
+            leases.append(Lease(address: f[2], mac: f[1], name: f[3] == "*" ? nil : f[3], kind: isStatic ? "static" : "dynamic",
+                                secondsLeft: expiry == 0 ? nil : max(0, expiry - now)))
+        }
+        for gr in record.guests ?? [] where !leases.contains(where: { $0.mac == gr.spec.mac.description }) {
+            guard let a = gr.spec.address else { continue }
+            leases.append(Lease(address: a.address.description, mac: gr.spec.mac.description, name: gr.spec.name, kind: "static", secondsLeft: nil))
+        }
+        leases.sort { (IPv4Address($0.address)?.value ?? 0) < (IPv4Address($1.address)?.value ?? 0) }
+        if json {
+            struct Doc: Encodable { var schemaVersion = 1; var network: String; var leases: [Lease] }
+            try console.json(Doc(network: name.rawValue, leases: leases))
+        } else if leases.isEmpty {
+            console.out("network \(name) has no leases\n")
+        } else {
+            for l in leases {
+                let left = l.secondsLeft.map { "\($0 / 60) min left" } ?? (l.kind == "static" ? "not leased yet" : "infinite")
+                console.out("\(l.address.padding(toLength: 16, withPad: " ", startingAt: 0)) \(l.mac)  \((l.name ?? "-").padding(toLength: 12, withPad: " ", startingAt: 0)) \(l.kind.padding(toLength: 8, withPad: " ", startingAt: 0)) \(left)\n")
+            }
+        }
+        return 0
+    }
+}

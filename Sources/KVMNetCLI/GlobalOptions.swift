@@ -73,7 +73,7 @@ public enum KVMNetCLI {
         CommandEntry(ExecCommand.self), CommandEntry(ConsoleCommand.self), CommandEntry(VerifyCommand.self),
         CommandEntry(GuestBuildCommand.self), CommandEntry(DefineCommand.self), CommandEntry(UndefineCommand.self),
         CommandEntry(HookCommand.self), CommandEntry(HooksCommand.self),
-        CommandEntry(ForwardCommand.self), CommandEntry(DoctorCommand.self),
+        CommandEntry(ForwardCommand.self), CommandEntry(DoctorCommand.self), CommandEntry(LeasesCommand.self),
     ]
 
     /// `kvmnet-ifup TAP` and `kvmnet-ifdown TAP` (links to kvmnet) mean `kvmnet hook ifup|ifdown TAP`.

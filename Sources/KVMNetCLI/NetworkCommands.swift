@@ -14,6 +14,8 @@ let networkOptions: [OptionSpec] = [
     OptionSpec("--firewall", value: "auto|iptables|nftables", help: "Firewall backend (default auto: nftables unless iptables' FORWARD drops)."),
     OptionSpec("--forward", value: "PROTO:HOSTPORT:GUEST:PORT", help: "nat: forward a host port to a guest (repeatable).", repeatable: true),
     OptionSpec("--force", help: "bridged: accept an uplink whose address was leased by DHCP."),
+    OptionSpec("--dhcp", value: "on|off", help: "routed, nat: a DHCP server on the bridge (default on)."),
+    OptionSpec("--dns", value: "on|off", help: "routed, nat: DNS for NET.kvmnet on the bridge (default on)."),
 ]
 
 extension ParsedArguments {
@@ -37,6 +39,8 @@ extension ParsedArguments {
         d.firewall = value("--firewall")
         d.force = has("--force") ? true : nil
         d.forward = values["--forward"]
+        d.dhcp = value("--dhcp")
+        d.dns = value("--dns")
         if d.tapOwner != nil && (d.taps ?? 0) == 0 { throw .usage("--tap-owner needs --taps N") }
         _ = try d.request()
         return d

@@ -73,11 +73,11 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
     public func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64) {
         let r = try runner.run(argv, stdin: nil)
         guard r.status == 0 else {
-            throw KVMNetError.failure("qemu failed to start: " + CommandFailure.describe(argv: argv, result: r))
+            throw KVMNetError.failure("\(argv[0].split(separator: "/").last ?? "") failed to start: " + CommandFailure.describe(argv: argv, result: r))
         }
         guard let pid = Int32(readText(pidfile).trimmingCharacters(in: .whitespacesAndNewlines)),
               let st = startTime(of: pid) else {
-            throw KVMNetError.failure("qemu started but its pidfile \(pidfile) names no running process")
+            throw KVMNetError.failure("\(argv[0]) started but its pidfile \(pidfile) names no running process")
         }
         return (pid, st)
     }
@@ -175,6 +175,12 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
         let tmp = path + ".tmp"
         guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755]),
               rename(tmp, path) == 0 else { throw posixError("write \(path)") }
+    }
+
+    public func writeFile(_ path: String, _ text: String) throws {
+        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
+            throw HostError.permission("write \(path): \(error.localizedDescription)")
+        }
     }
 
     public func removeFile(_ path: String) { unlink(path) }

@@ -33,6 +33,14 @@ public final class FakeGuests: GuestControl, @unchecked Sendable {
     public func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64) {
         try locked {
             started.append(argv)
+            if argv[0] == "dnsmasq" {
+                let pid = nextPid
+                nextPid += 1
+                processes[pid] = 100 + UInt64(pid)
+                files[pidfile] = "\(pid)\n"
+                files["/proc/\(pid)/cmdline"] = argv.joined(separator: "\0") + "\0"
+                return (pid, processes[pid]!)
+            }
             let name = argv[argv.firstIndex(of: "-name")! + 1]
             let pid = nextPid
             nextPid += 1
@@ -76,6 +84,9 @@ public final class FakeGuests: GuestControl, @unchecked Sendable {
 
     public func readText(_ path: String) -> String { locked { files[path] ?? "" } }
     public func writeScript(_ path: String, _ text: String) throws { locked { files[path] = text } }
+    public func writeFile(_ path: String, _ text: String) throws { locked { files[path] = text } }
+    /// The pretend daemons that run (dnsmasq), by pid.
+    public var daemons: [Int32] { locked { processes.keys.filter { files["/proc/\($0)/cmdline"] != nil && processes[$0] != nil }.sorted() } }
     public func removeFile(_ path: String) { locked { files[path] = nil } }
     public func selfPath() -> String { "/usr/local/bin/kvmnet" }
     public func sleep(seconds: Double) { locked { clock += seconds } }

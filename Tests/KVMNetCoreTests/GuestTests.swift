@@ -114,7 +114,8 @@ import KVMNetTestSupport
         #expect(guests.files["/run/kvmnet/netns-test/default/qemu-ifup"]?.contains("hook ifup \"$1\" --name default") == true)
         let launched = try driver.launchGuests(GuestRequest(count: 2), network: .default) { _ in }
         #expect(launched.count == 2 && launched.allSatisfy { $0.pid != nil })
-        #expect(guests.processes.count == 2)
+        #expect(guests.processes.count == 3, "two guests and the network's dnsmasq")
+        #expect(guests.daemons.count == 1)
         let again = try driver.launchGuests(GuestRequest(count: 2), network: .default) { _ in }
         #expect(again == launched, "a second up restarted running guests")
         guests.ignorePowerdown = ["guest02"]
@@ -139,6 +140,24 @@ import KVMNetTestSupport
         }
         #expect(guests.processes.isEmpty, "the guests it started are stopped again")
         #expect(try host.load(.default)?.guests == nil)
+    }
+
+    /// The dnsmasq config of each model, with two guests' static entries (golden).
+    @Test(arguments: NetworkModel.allCases)
+    func dnsmasqConfigPerModel(_ model: NetworkModel) throws {
+        var s = try spec(model)
+        s.mtu = model == .nat ? 1400 : s.mtu
+        let gs = model == .bridged ? [] : try GuestPlanner.guests(GuestRequest(count: 2), spec: s, namespace: Self.ns, lanGateway: nil, lan: nil)
+        let text = s.runsDnsmasq ? DnsmasqPlan(spec: s, guests: gs, folder: "/run/kvmnet/default", user: "dnsmasq").conf : "(no dnsmasq)\n"
+        if let diff = Golden.check(text, "dnsmasq/\(model).conf") { Issue.record(Comment(rawValue: diff)) }
+        #expect(s.runsDnsmasq == (model == .routed || model == .nat))
+    }
+
+    @Test func dynamicRangeLiesAboveTheStaticBlock() {
+        let (a, b) = DnsmasqPlan.dynamicRange(subnet: CIDRv4("192.168.1.0/24")!, host: IPv4Address("192.168.1.254")!)
+        #expect(a.description == "192.168.1.100" && b.description == "192.168.1.253")
+        let (c, d) = DnsmasqPlan.dynamicRange(subnet: CIDRv4("10.9.0.0/28")!, host: IPv4Address("10.9.0.14")!)
+        #expect(c.description == "10.9.0.8" && d.description == "10.9.0.13")
     }
 
     @Test(arguments: NetworkModel.allCases)

@@ -26,6 +26,8 @@ public protocol GuestControl: AnyObject, Sendable {
     func readText(_ path: String) -> String
     /// Writes an executable script (mode 0755), replacing it atomically.
     func writeScript(_ path: String, _ text: String) throws
+    /// Writes a plain file (mode 0644), replacing it atomically.
+    func writeFile(_ path: String, _ text: String) throws
     func removeFile(_ path: String)
     /// The absolute path of the running kvmnet binary, for the hooks it writes.
     func selfPath() -> String

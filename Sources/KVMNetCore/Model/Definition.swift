@@ -18,9 +18,11 @@ public struct NetworkDefinition: Codable, Equatable, Sendable {
     public var firewall: String?
     public var force: Bool?
     public var forward: [String]?
+    public var dhcp: String?
+    public var dns: String?
 
     enum CodingKeys: String, CodingKey {
-        case schemaVersion, model, name, bridge, subnet, address, mtu, uplink, taps, firewall, force, forward
+        case schemaVersion, model, name, bridge, subnet, address, mtu, uplink, taps, firewall, force, forward, dhcp, dns
         case tapOwner = "tap-owner"
     }
 
@@ -38,6 +40,8 @@ public struct NetworkDefinition: Codable, Equatable, Sendable {
         firewall = r.firewall?.rawValue
         force = r.force ? true : nil
         forward = r.forwards.isEmpty ? nil : r.forwards.map(\.description)
+        dhcp = r.dhcp.map { $0 ? "on" : "off" }
+        dns = r.dns.map { $0 ? "on" : "off" }
     }
 
     /// Parses and validates a definition file's text; errors name the file and the bad value (exit 64).
@@ -74,9 +78,20 @@ public struct NetworkDefinition: Codable, Equatable, Sendable {
             r.firewall = c
         }
         for f in forward ?? [] { r.forwards.append(try PortForward.Request.parse(f)) }
+        r.dhcp = try Self.onOff(dhcp, "dhcp")
+        r.dns = try Self.onOff(dns, "dns")
         r.force = force ?? false
         try SpecResolver.validate(r)
         return r
+    }
+
+    static func onOff(_ v: String?, _ key: String) throws(KVMNetError) -> Bool? {
+        switch v {
+        case nil: return nil
+        case "on": return true
+        case "off": return false
+        default: throw .usage("invalid value '\(v!)' for --\(key): use on or off")
+        }
     }
 
     public func encoded() -> Data {

@@ -52,6 +52,9 @@ public struct NetworkSpec: Codable, Equatable, Sendable {
     public var taps: Int
     public var tapOwner: UInt32
     public var firewall: FirewallBackend
+    /// `--dhcp on|off`, `--dns on|off`; nil: the model's default (see `servesDHCP`).
+    public var dhcp: Bool?
+    public var dns: Bool?
 
     public init(name: NetworkName, model: NetworkModel, bridge: InterfaceName, subnet: CIDRv4?,
                 hostAddress: CIDRv4?, mtu: UInt32, uplink: InterfaceName?, bridgeMAC: MACAddress,

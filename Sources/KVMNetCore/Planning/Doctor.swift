@@ -24,8 +24,34 @@ public struct FirewallFacts: Sendable {
     public var foreignDrops: [(table: String, chain: String, hook: String)]
     /// Rules in iptables-legacy's tables, next to iptables-nft's.
     public var legacyRules: Int
-    /// Programs listening on UDP ports 53 or 67 (DNS, DHCP).
+    /// Programs listening on ports 53 or 67 (DNS, DHCP), as `ss` shows them.
     public var dnsDhcpListeners: [String]
+
+    /// A listener on port 53 or 67: its local address, port and program.
+    public struct Listener: Equatable, Sendable {
+        public var address: String
+        public var port: Int
+        public var process: String
+        /// Bound to every address: 0.0.0.0, ::, or *.
+        public var wildcard: Bool { ["0.0.0.0", "*", "[::]", "::"].contains(address) }
+    }
+
+    /// Parses `ss -H -l -n -u -t -p` lines ("UNCONN 0 0 0.0.0.0:53 0.0.0.0:* users:((\"named\",pid=9,fd=5))").
+    public static func listeners(_ lines: [String]) -> [Listener] {
+        lines.compactMap { line in
+            let f = line.split(separator: " ").filter { !$0.isEmpty }.map(String.init)
+            guard f.count >= 4, let colon = f[3].lastIndex(of: ":"), let port = Int(f[3][f[3].index(after: colon)...]) else { return nil }
+            var addr = String(f[3][..<colon])
+            if let pct = addr.firstIndex(of: "%") { addr = String(addr[..<pct]) }
+            let users = f.count > 5 ? f[5...].joined(separator: " ") : ""
+            var process = users
+            if let a = users.range(of: "((\""), let b = users.range(of: "\",pid=") {
+                process = String(users[a.upperBound..<b.lowerBound])
+                if let e = users[b.upperBound...].firstIndex(of: ",") { process += " (pid \(users[b.upperBound..<e]))" }
+            }
+            return Listener(address: addr, port: port, process: process.isEmpty ? "an unknown program" : process)
+        }
+    }
 
     /// Tables iptables-nft manages: its DROP policies are seen through iptables-save.
     static let iptablesNftTables: Set<String> = ["filter", "nat", "mangle", "raw", "security"]
@@ -110,10 +136,24 @@ public enum Doctor {
                 message: "iptables-legacy holds \(f.legacyRules) rule(s) next to iptables-nft: both apply, and a DROP there still drops",
                 action: "kvmnet uses iptables-nft and nftables; check `iptables-legacy-save` for rules that drop \(br)'s traffic"))
         }
-        if !f.dnsDhcpListeners.isEmpty {
+        // A server on every address of port 53 makes the network's dnsmasq fail to bind the
+        // bridge's (and one started later fails in turn); a resolver on 127.0.0.53 is harmless.
+        // dnsmasq instances share port 67 among themselves (libvirt runs one per network too).
+        let listeners = FirewallFacts.listeners(f.dnsDhcpListeners)
+        if spec.servesDNS, let l = listeners.first(where: { $0.port == 53 && $0.wildcard }) {
+            out.append(Finding(severity: .error, check: "dns-port",
+                message: "\(l.process) listens on port 53 on every address: the DNS server of \(spec.name) could not bind \(br)'s address",
+                action: "use --dns off (DHCP only), or make that server listen on specific addresses"))
+        }
+        if spec.servesDHCP, let l = listeners.first(where: { $0.port == 67 && $0.wildcard && !$0.process.hasPrefix("dnsmasq") }) {
+            out.append(Finding(severity: .error, check: "dhcp-port",
+                message: "\(l.process) listens on port 67 on every address: the DHCP server of \(spec.name) could not start",
+                action: "use --dhcp off, or stop that DHCP server"))
+        }
+        if !spec.runsDnsmasq, !listeners.isEmpty {
             out.append(Finding(severity: .info, check: "dns-dhcp-ports",
-                message: "something listens on UDP port 53 or 67: " + f.dnsDhcpListeners.joined(separator: "; "),
-                action: "a DNS/DHCP server for the guests could not bind those ports on every address"))
+                message: "listening on port 53 or 67: " + listeners.map { "\($0.process) on \($0.address):\($0.port)" }.joined(separator: "; "),
+                action: "nothing: this network runs no DHCP or DNS server"))
         }
         return out
     }
@@ -137,8 +177,8 @@ public enum Doctor {
             legacy = r.stdout.split(separator: "\n").filter { $0.hasPrefix("-A ") }.count
         }
         var listeners: [String] = []
-        if let r = try? run.run(["ss", "-H", "-l", "-n", "-u", "-p", "sport = :53 or sport = :67"], stdin: nil), r.status == 0 {
-            listeners = r.stdout.split(separator: "\n").map { $0.split(separator: " ").filter { !$0.isEmpty }.dropFirst(3).joined(separator: " ") }
+        if let r = try? run.run(["ss", "-H", "-l", "-n", "-u", "-t", "-p", "sport = :53 or sport = :67"], stdin: nil), r.status == 0 {
+            listeners = r.stdout.split(separator: "\n").map(String.init)
         }
         return FirewallFacts(iptables: iptables, nft: nftWorks, forwardPolicyDrop: state.policies["filter:FORWARD"] == "DROP",
                              dockerUser: state.chainNames.contains("filter:DOCKER-USER"),

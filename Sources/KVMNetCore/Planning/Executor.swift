@@ -181,8 +181,40 @@ public final class Executor {
                 try journal(.firewall(change.record))
             }
             try change.apply()
+
+        case .startDnsmasq(let d):
+            guard let g = env.guests else { throw KVMNetError.failure("cannot start dnsmasq here") }
+            let index = record.journal.firstIndex { if case .startedDaemon = $0 { return true } else { return false } }
+            if let i = index, case .startedDaemon(let old) = record.journal[i] {
+                if daemonRuns(old), g.readText(d.confPath) == d.conf { return false }
+                // The config changed (new guests, new options): stop the old one first.
+                stopDaemon(old)
+            }
+            let entry = JournalEntry.startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile))
+            if let i = index { record.journal[i] = entry; try env.state.save(record) } else { try journal(entry) }
+            try g.writeFile(d.confPath, d.conf)
+            let started: (pid: Int32, startTime: UInt64)
+            do { started = try g.start(d.argv, pidfile: d.pidfile) } catch let e as KVMNetError {
+                throw KVMNetError.failure("dnsmasq did not start: \(e.description)"
+                    + (e.description.contains("status 2") ? " (an address or port it needs is in use: see `kvmnet doctor`; --dns off avoids port 53)" : ""))
+            }
+            let i = record.journal.firstIndex(of: entry)!
+            record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
+                                                            pid: started.pid, startTime: started.startTime))
+            try env.state.save(record)
         }
         return true
+    }
+
+    func daemonPid(_ d: DaemonRecord) -> (Int32, UInt64)? { env.daemonPid(d) }
+    func daemonRuns(_ d: DaemonRecord) -> Bool { daemonPid(d) != nil }
+
+    func stopDaemon(_ d: DaemonRecord) {
+        guard let g = env.guests, let (pid, st) = daemonPid(d) else { return }
+        g.kill(pid: pid, startTime: st, signal: SIGTERM)
+        let t0 = g.now()
+        while g.startTime(of: pid) == st && g.now() - t0 < 3 { g.sleep(seconds: 0.02) }
+        if g.startTime(of: pid) == st { g.kill(pid: pid, startTime: st, signal: SIGKILL) }
     }
 
     func owns(_ link: String) -> Bool {
@@ -256,6 +288,8 @@ public final class Executor {
                     }
                 case .firewall(let rec):
                     try Firewall(env.commands).remove(rec)
+                case .startedDaemon(let d):
+                    stopDaemon(d)
                 }
             } catch {
                 problems.append((entry, "undo \(entry.summary): \(error)"))
@@ -286,6 +320,21 @@ extension JournalEntry {
         case .removedRoute(let r): return "moved route \(r)"
         case .enslaved(let p, let b): return "attached \(p) to \(b)"
         case .firewall(let f): return "firewall chains \(f.chains.joined(separator: ", "))"
+        case .startedDaemon(let d): return "started \(d.name)"
         }
+    }
+}
+
+extension HostEnvironment {
+    /// The daemon's pid when the process that runs now is the one kvmnet started: same pid,
+    /// same start time, a command line naming its config file. Never a reused pid.
+    public func daemonPid(_ d: DaemonRecord) -> (Int32, UInt64)? {
+        guard let g = guests else { return nil }
+        let pid = d.pid ?? Int32(g.readText(d.pidfile).trimmingCharacters(in: .whitespacesAndNewlines))
+        guard let pid, let st = g.startTime(of: pid) else { return nil }
+        if let recorded = d.startTime, recorded != st { return nil }
+        let cmdline = g.readText("/proc/\(pid)/cmdline").replacingOccurrences(of: "\0", with: " ")
+        guard cmdline.contains(d.conf) else { return nil }
+        return (pid, st)
     }
 }

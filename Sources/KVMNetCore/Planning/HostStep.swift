@@ -23,6 +23,8 @@ public enum HostStep: Equatable, Sendable {
     case addRoute(RouteInfo)
     /// Installs the network's firewall chains and jumps in one transaction.
     case installFirewall(FirewallPlan)
+    /// Writes dnsmasq's config and starts it (restarts it when the config changed).
+    case startDnsmasq(DnsmasqPlan)
 
     /// The command a person would type for this step.
     public var command: String {
@@ -52,6 +54,8 @@ public enum HostStep: Equatable, Sendable {
             return "ip \(r.family == .inet6 ? "-6 " : "")route add \(r)"
         case .installFirewall(let plan):
             return plan.command
+        case .startDnsmasq(let d):
+            return "cat > \(d.confPath) <<EOF\n\(d.conf)EOF\n" + d.argv.joined(separator: " ")
         }
     }
 
@@ -70,6 +74,7 @@ public enum HostStep: Equatable, Sendable {
         case .removeAddress(let a): return "remove address \(a)"
         case .addRoute(let r): return "add route \(r)"
         case .installFirewall(let p): return "install \(p.backend) rules for \(p.spec.name)"
+        case .startDnsmasq: return "start dnsmasq (DHCP/DNS) on the bridge"
         }
     }
 }

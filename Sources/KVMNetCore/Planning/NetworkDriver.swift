@@ -110,7 +110,12 @@ public final class NetworkDriver {
         }
         try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless,
                           force: request.force, guestTaps: planned.map(\.tap))
-        return UpPlan(spec: spec, steps: Planner.plan(spec, on: host, record: record, forwards: forwards), record: record,
+        var dnsmasq: DnsmasqPlan? = nil
+        if spec.runsDnsmasq, env.guests != nil {
+            dnsmasq = DnsmasqPlan(spec: spec, guests: known, folder: env.state.folder(for: spec.name),
+                                  user: env.userID("dnsmasq") != nil ? "dnsmasq" : "nobody")
+        }
+        return UpPlan(spec: spec, steps: Planner.plan(spec, on: host, record: record, forwards: forwards, dnsmasq: dnsmasq), record: record,
                       host: host, findings: findings, forwards: forwards, newForwards: added, firewallReason: reason)
     }
 
@@ -242,7 +247,8 @@ public final class NetworkDriver {
             for case .firewall(let fw) in r.journal {
                 drift += try firewall.drift(FirewallPlan(spec: r.spec, forwards: r.forwards ?? []), record: fw)
             }
-            return NetworkStatus(record: r, host: host, firewallDrift: drift, sysctl: env.sysctl, namespace: env.namespace, running: running)
+            return NetworkStatus(record: r, host: host, firewallDrift: drift, sysctl: env.sysctl, namespace: env.namespace,
+                                 running: running, daemonRunning: { [env] in env.daemonPid($0) != nil })
         }
     }
 }
@@ -260,7 +266,7 @@ public struct NetworkStatus: Sendable {
     public var hookTaps: [(String, Bool)]
 
     init(record: NetworkRecord, host: HostObservation, firewallDrift: [String], sysctl: any SysctlStore,
-         namespace: NamespaceIdentity, running: (GuestRecord) -> Bool) {
+         namespace: NamespaceIdentity, running: (GuestRecord) -> Bool, daemonRunning: (DaemonRecord) -> Bool = { _ in true }) {
         self.record = record
         guests = (record.guests ?? []).map { ($0, running($0)) }
         hookTaps = (record.hookTaps ?? []).map { t in (t, host.link(t) != nil) }
@@ -290,6 +296,8 @@ public struct NetworkStatus: Sendable {
                 if let v = try? sysctl.read(key), v != value { drift.append("\(key) is \(v), kvmnet set \(value): someone changed it") }
             case .firewall:
                 drift += firewallDrift
+            case .startedDaemon(let d):
+                if !daemonRunning(d) { drift.append("\(d.name) is not running: guests get no DHCP/DNS (`kvmnet up` starts it again)") }
             case .removedAddress, .removedRoute:
                 break
             }

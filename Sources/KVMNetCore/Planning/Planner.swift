@@ -94,7 +94,7 @@ public enum Planner {
 
     /// The steps of `up`, in order.
     public static func plan(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
-                            forwards: [PortForward] = []) -> [HostStep] {
+                            forwards: [PortForward] = [], dnsmasq: DnsmasqPlan? = nil) -> [HostStep] {
         let br = spec.bridge.rawValue
         var steps: [HostStep] = [.createBridge(name: br, mac: spec.bridgeMAC, mtu: spec.mtu)]
         if spec.model != .bridged {
@@ -115,6 +115,7 @@ public enum Planner {
         }
         // Rules first, forwarding after: no moment where the host forwards unfiltered.
         steps.append(.installFirewall(FirewallPlan(spec: spec, forwards: forwards)))
+        if let d = dnsmasq { steps.append(.startDnsmasq(d)) }
         if spec.model == .bridged, let uplink = spec.uplink?.rawValue {
             steps += bridgedMove(uplink: uplink, bridge: br, host: host, record: record)
         }

@@ -18,6 +18,23 @@ public enum JournalEntry: Codable, Equatable, Sendable {
     case enslaved(port: String, bridge: String)
     /// Firewall objects kvmnet installed. Undo: remove exactly them.
     case firewall(FirewallRecord)
+    /// A daemon kvmnet started (dnsmasq). Undo: stop it, only if its pid, start time and command
+    /// line still match.
+    case startedDaemon(DaemonRecord)
+}
+
+/// A daemon kvmnet started, as recorded.
+public struct DaemonRecord: Codable, Equatable, Sendable {
+    public var name: String
+    /// Its config file: its command line must name it.
+    public var conf: String
+    public var pidfile: String
+    public var pid: Int32?
+    public var startTime: UInt64?
+
+    public init(name: String, conf: String, pidfile: String, pid: Int32? = nil, startTime: UInt64? = nil) {
+        self.name = name; self.conf = conf; self.pidfile = pidfile; self.pid = pid; self.startTime = startTime
+    }
 }
 
 /// Firewall objects of one network, for one backend.

@@ -12,6 +12,8 @@ public struct UpRequest: Equatable, Sendable {
     public var firewall: FirewallChoice?
     /// nat: ports to forward to guests.
     public var forwards: [PortForward.Request] = []
+    public var dhcp: Bool?
+    public var dns: Bool?
     /// Accept an uplink whose address was leased by DHCP.
     public var force = false
 
@@ -56,6 +58,12 @@ public enum SpecResolver {
             if !subnet.contains(a) || a == subnet.network || a == subnet.broadcast {
                 throw .usage("address \(a) is not a host address inside the subnet \(subnet)")
             }
+        }
+        if r.model == .bridged && (r.dhcp == true || r.dns == true) {
+            throw .usage("a bridged network never runs DHCP or DNS: it would be a rogue server on the uplink's LAN")
+        }
+        if r.model == .isolated && (r.dhcp == true || r.dns == true) {
+            throw .usage("--dhcp/--dns on an isolated network is not supported yet: give the guests static addresses")
         }
         if !r.forwards.isEmpty && r.model != .nat {
             throw .usage("--forward is for the nat model: " + (r.model == .routed ? "routed guests are reachable directly" : "\(r.model) guests are not behind the host's address"))
@@ -118,9 +126,12 @@ public enum SpecResolver {
             mtu = link.mtu
             if let m = link.mac { mac = m }
         }
-        return NetworkSpec(name: r.name, model: r.model, bridge: bridge, subnet: subnet, hostAddress: hostAddress,
-                           mtu: mtu, uplink: uplink, bridgeMAC: mac, taps: r.taps ?? 0,
-                           tapOwner: r.tapOwner ?? 0, firewall: backend)
+        var spec = NetworkSpec(name: r.name, model: r.model, bridge: bridge, subnet: subnet, hostAddress: hostAddress,
+                               mtu: mtu, uplink: uplink, bridgeMAC: mac, taps: r.taps ?? 0,
+                               tapOwner: r.tapOwner ?? 0, firewall: backend)
+        spec.dhcp = r.dhcp
+        spec.dns = r.dns
+        return spec
     }
 
     /// Options given explicitly that differ from the recorded spec, as "--option value" strings.
@@ -138,6 +149,8 @@ public enum SpecResolver {
         if let t = r.taps, t != spec.taps { out.append("--taps \(t) (it is \(spec.taps))") }
         if let o = r.tapOwner, o != spec.tapOwner { out.append("--tap-owner \(o) (it is \(spec.tapOwner))") }
         if let f = r.firewall, f != .auto, f.rawValue != spec.firewall.rawValue { out.append("--firewall \(f) (it is \(spec.firewall))") }
+        if let d = r.dhcp, d != spec.servesDHCP { out.append("--dhcp \(d ? "on" : "off") (it is \(spec.servesDHCP ? "on" : "off"))") }
+        if let d = r.dns, d != spec.servesDNS { out.append("--dns \(d ? "on" : "off") (it is \(spec.servesDNS ? "on" : "off"))") }
         return out
     }
 }

@@ -68,6 +68,21 @@ public struct IptablesRuleset: Equatable, Sendable {
             chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)",
                                 rules: ["-i \(br) \(c) \(reject)"], hook: "INPUT"))
         }
+        if spec.runsDnsmasq {
+            // The network's own DHCP and DNS server on the host.
+            var accept: [String] = []
+            if spec.servesDHCP { accept.append("-i \(br) -p udp -m udp --dport 67 \(c) -j ACCEPT") }
+            if spec.servesDNS {
+                accept += ["-i \(br) -p udp -m udp --dport 53 \(c) -j ACCEPT", "-i \(br) -p tcp -m tcp --dport 53 \(c) -j ACCEPT"]
+            }
+            chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)", rules: accept, hook: "INPUT"))
+        }
+        if spec.servesDHCP {
+            // DHCP replies sent over a local bridge may carry an unfilled UDP checksum
+            // (offload); strict clients drop them.
+            chains.append(Chain(table: "mangle", name: "KVMNET-CSUM-\(suffix)",
+                                rules: ["-o \(br) -p udp -m udp --dport 68 \(c) -j CHECKSUM --checksum-fill"], hook: "POSTROUTING"))
+        }
         if spec.model == .nat {
             let net = spec.subnet!.subnet.description
             chains.append(Chain(table: "nat", name: "KVMNET-NAT-\(suffix)", rules: [

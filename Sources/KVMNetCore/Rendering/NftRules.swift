@@ -66,6 +66,18 @@ public struct NftRuleset: Equatable, Sendable {
         if spec.model == .isolated {
             chains.append(Chain(name: "in-\(n)", header: filter("input"), rules: ["iifname \(br) reject \(c)"]))
         }
+        if spec.runsDnsmasq {
+            var accept: [String] = []
+            if spec.servesDHCP { accept.append("iifname \(br) udp dport 67 accept \(c)") }
+            if spec.servesDNS { accept += ["iifname \(br) udp dport 53 accept \(c)", "iifname \(br) tcp dport 53 accept \(c)"] }
+            chains.append(Chain(name: "in-\(n)", header: filter("input"), rules: accept))
+        }
+        if spec.servesDHCP {
+            // nftables cannot fill in a checksum; a zero UDP checksum means "none" and is accepted.
+            // In a base chain of its own: an accept earlier in the same chain would end evaluation.
+            chains.append(Chain(name: "csum-\(n)", header: "type filter hook postrouting priority mangle; policy accept;",
+                                rules: ["oifname \(br) udp dport 68 udp checksum set 0 \(c)"]))
+        }
         if spec.model == .nat {
             let net = spec.subnet!.subnet.description
             chains.append(Chain(name: "nat-\(n)", header: "type nat hook postrouting priority srcnat; policy accept;", rules: [
