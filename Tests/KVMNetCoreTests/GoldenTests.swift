@@ -92,6 +92,18 @@ import KVMNetTestSupport
         #expect(drops.first?.table == "inet firewalld" && drops.first?.chain == "filter_FORWARD" && drops.first?.hook == "forward")
     }
 
+    @Test func listenersAreReadFromSs() {
+        let l = FirewallFacts.listeners([
+            "udp UNCONN 0      0      0.0.0.0:53 0.0.0.0:* users:((\"named\",pid=5452,fd=4))",
+            "udp UNCONN 0      0      127.0.0.53%lo:53 0.0.0.0:* users:((\"systemd-resolve\",pid=9,fd=12))",
+            "UNCONN 0 0 [::]:67 [::]:*",
+        ])
+        #expect(l.count == 3)
+        #expect(l[0].wildcard && l[0].port == 53 && l[0].process == "named (pid 5452)")
+        #expect(!l[1].wildcard && l[1].address == "127.0.0.53")
+        #expect(l[2].wildcard && l[2].port == 67)
+    }
+
     @Test func autoChoosesIptablesOnlyWhereNftCannotWin() throws {
         var f = FirewallFacts(iptables: true, nft: true, forwardPolicyDrop: false, dockerUser: false, bridgeNetfilter: true,
                               foreignDrops: [], legacyRules: 0, dnsDhcpListeners: [])

@@ -399,6 +399,78 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(doctor.status == 1 && doctor.stdout.contains("inet firewalld"))
     }
 
+    /// DHCP and DNS without qemu: a client namespace on a veth in the bridge runs busybox udhcpc.
+    /// A static entry (guest01's MAC; the guest itself boots a blank disk), a dynamic lease,
+    /// router, DNS server, MTU, names resolving through the bridge address; a 0700 state
+    /// folder does not hide the static entries.
+    @Test(needsRootAndBinary, .enabled(if: access("/usr/sbin/dnsmasq", X_OK) == 0, "needs dnsmasq-base"),
+          arguments: ["iptables", "nftables"])
+    func dhcpAndDnsServeStaticAndDynamicLeases(_ firewall: String) throws {
+        let s = try Sandbox("dhcp" + firewall.prefix(1))
+        let client = s.host + "-c"
+        defer { _ = try? s.runner.run(["ip", "netns", "del", client], stdin: nil); s.destroy() }
+        try FileManager.default.createDirectory(atPath: s.stateDir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let disk = s.stateDir + "/blank.qcow2"
+        try s.sh("qemu-img", "create", "-q", "-f", "qcow2", disk, "8M")
+        let before = try s.snapshot()
+        let up = try s.kvmnet("up", "nat", "--mtu", "1400", "--firewall", firewall, "--guests", "1", "--image", disk, "--accel", "tcg")
+        #expect(up.status == 0, "\(up.stderr)")
+        let json = try s.kvmnet("status", "--json").stdout
+        let mac = try #require(json.firstMatch(of: /"mac" : "([0-9a-f:]+)"/)?.1)
+        try s.sh("ip", "netns", "add", client)
+        try s.sh("ip", "-n", s.host, "link", "add", "c1", "type", "veth", "peer", "name", "eth0", "netns", client)
+        try s.sh("ip", "-n", s.host, "link", "set", "c1", "master", "br-in", "mtu", "1400", "up")
+        try s.sh("ip", "-n", client, "link", "set", "lo", "up")
+        let script = s.stateDir + "/udhcpc.sh"
+        try "#!/bin/sh\n[ \"$1\" = bound ] || exit 0\nip addr add $ip/$mask dev $interface\necho \"ip=$ip router=$router dns=$dns mtu=$mtu domain=$domain\"\n"
+            .write(toFile: script, atomically: true, encoding: .utf8)
+        chmod(script, 0o755)
+        func lease(_ mac: String) throws -> String {
+            _ = try? s.runner.run(["ip", "-n", client, "addr", "flush", "dev", "eth0"], stdin: nil)
+            try s.sh("ip", "-n", client, "link", "set", "eth0", "down")
+            try s.sh("ip", "-n", client, "link", "set", "eth0", "address", mac, "up")
+            return try s.sh("ip", "netns", "exec", client, "timeout", "15", "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-s", script, "-O", "mtu")
+        }
+        let fixed = try lease(String(mac))
+        #expect(fixed.contains("ip=192.168.1.1 router=192.168.1.254 dns=192.168.1.254 mtu=1400 domain=default.kvmnet"), "\(fixed)")
+        let dynamic = try lease("02:00:00:00:00:99")
+        #expect(dynamic.contains("ip=192.168.1.1") == false && dynamic.contains("router=192.168.1.254"), "\(dynamic)")
+        let dynamicIP = try #require(dynamic.firstMatch(of: /ip=192\.168\.1\.([0-9]+)/)?.1)
+        #expect(Int(dynamicIP)! >= 100, "the dynamic range lies above the static block")
+        let name = try s.sh("ip", "netns", "exec", client, "busybox", "nslookup", "guest01.default.kvmnet", "192.168.1.254")
+        #expect(name.contains("192.168.1.1"), "\(name)")
+        let leases = try s.kvmnet("leases").stdout
+        #expect(leases.contains("02:00:00:00:00:99") && leases.contains("dynamic"), "\(leases)")
+        #expect(try s.kvmnet("down", "--timeout", "0").status == 0)
+        let left = try s.runner.run(["pgrep", "-f", s.stateDir + "/netns-"], stdin: nil)
+        #expect(left.stdout.isEmpty, "dnsmasq or qemu survived down: \(left.stdout)")
+        try s.sh("ip", "netns", "del", client)
+        #expect(try s.snapshot() == before)
+    }
+
+    /// A DNS server on every address of port 53 stops `up` before anything changes, naming it and
+    /// `--dns off`, which then works.
+    @Test(needsRootAndBinary, .enabled(if: access("/usr/sbin/dnsmasq", X_OK) == 0, "needs dnsmasq-base"))
+    func aWildcardDnsServerIsAPortClash() throws {
+        let s = try Sandbox("clash")
+        defer { s.destroy() }
+        var pid: pid_t = 0
+        let argv = ["ip", "netns", "exec", s.host, "dnsmasq", "-k", "--port=53", "--no-resolv", "--conf-file=/dev/null",
+                    "--pid-file=", "--user=nobody"]
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        #expect(posix_spawnp(&pid, "ip", nil, nil, cArgs, environ) == 0)
+        defer { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
+        usleep(300_000)
+        let before = try s.snapshot()
+        let r = try s.kvmnet("up", "nat")
+        #expect(r.status == 1 && r.stderr.contains("port 53 on every address") && r.stderr.contains("--dns off"), "\(r.stderr)")
+        #expect(try s.snapshot() == before)
+        let ok = try s.kvmnet("up", "nat", "--dns", "off")
+        #expect(ok.status == 0, "\(ok.stderr)")
+        #expect(try s.kvmnet("down").status == 0)
+    }
+
     @Test(needsRootAndBinary) func notRootExits77BeforeTouchingAnything() throws {
         let r = try PosixCommandRunner().run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
                                               "--inh-caps=-all", Sandbox.binary, "--state-dir", "/nonexistent/x", "up", "nat"], stdin: nil)

@@ -39,7 +39,9 @@ public struct FirewallFacts: Sendable {
     /// Parses `ss -H -l -n -u -t -p` lines ("UNCONN 0 0 0.0.0.0:53 0.0.0.0:* users:((\"named\",pid=9,fd=5))").
     public static func listeners(_ lines: [String]) -> [Listener] {
         lines.compactMap { line in
-            let f = line.split(separator: " ").filter { !$0.isEmpty }.map(String.init)
+            var f = line.split(separator: " ").filter { !$0.isEmpty }.map(String.init)
+            // With both -u and -t, ss starts each line with the Netid column.
+            if let first = f.first, ["udp", "tcp"].contains(first) { f.removeFirst() }
             guard f.count >= 4, let colon = f[3].lastIndex(of: ":"), let port = Int(f[3][f[3].index(after: colon)...]) else { return nil }
             var addr = String(f[3][..<colon])
             if let pct = addr.firstIndex(of: "%") { addr = String(addr[..<pct]) }
