@@ -80,6 +80,13 @@ public struct FirewallFacts: Sendable {
 }
 
 public enum Doctor {
+    /// Programs listening on ports 53 and 67, as `ss` lines.
+    public static func dnsDhcpListeners(_ env: HostEnvironment) -> [String] {
+        guard let r = try? env.commands.run(["ss", "-H", "-l", "-n", "-u", "-t", "-p", "sport = :53 or sport = :67"], stdin: nil),
+              r.status == 0 else { return [] }
+        return r.stdout.split(separator: "\n").map(String.init)
+    }
+
     /// Chooses the backend for `--firewall`. auto: nftables when `nft` works and nothing on the
     /// host drops what an nft accept cannot override (an iptables FORWARD policy DROP); else iptables.
     public static func chooseBackend(_ choice: FirewallChoice, _ f: FirewallFacts) throws(KVMNetError) -> (FirewallBackend, String) {
@@ -161,7 +168,9 @@ public enum Doctor {
     }
 
     /// Reads the facts through the host's programs (one process each).
-    public static func facts(_ env: HostEnvironment) throws -> FirewallFacts {
+    /// - Parameter full: also the checks `up` does not need (iptables-legacy) and those only a
+    ///   network with DHCP/DNS needs (listeners on ports 53 and 67).
+    public static func facts(_ env: HostEnvironment, full: Bool = true) throws -> FirewallFacts {
         let run = env.commands
         let iptables = run.which("iptables-save") != nil && run.which("iptables-restore") != nil
         let nftInstalled = run.which("nft") != nil
@@ -175,13 +184,11 @@ public enum Doctor {
             drops = FirewallFacts.foreignDrops(in: r.stdout)
         }
         var legacy = 0
-        if run.which("iptables-legacy-save") != nil, let r = try? run.run(["iptables-legacy-save"], stdin: nil), r.status == 0 {
+        if full, run.which("iptables-legacy-save") != nil, let r = try? run.run(["iptables-legacy-save"], stdin: nil), r.status == 0 {
             legacy = r.stdout.split(separator: "\n").filter { $0.hasPrefix("-A ") }.count
         }
         var listeners: [String] = []
-        if let r = try? run.run(["ss", "-H", "-l", "-n", "-u", "-t", "-p", "sport = :53 or sport = :67"], stdin: nil), r.status == 0 {
-            listeners = r.stdout.split(separator: "\n").map(String.init)
-        }
+        if full { listeners = dnsDhcpListeners(env) }
         return FirewallFacts(iptables: iptables, nft: nftWorks, forwardPolicyDrop: state.policies["filter:FORWARD"] == "DROP",
                              dockerUser: state.chainNames.contains("filter:DOCKER-USER"),
                              bridgeNetfilter: (try? env.sysctl.read("net/bridge/bridge-nf-call-iptables")) == "1",

@@ -11,9 +11,13 @@ public final class Executor {
     var host: HostObservation
     /// The steps that changed something (the others found the host as wanted).
     public private(set) var performed: [HostStep] = []
+    /// Links the journal says kvmnet created (kept beside it: a thousand taps make a linear
+    /// search per step quadratic).
+    private var created: Set<String> = []
 
     public init(env: HostEnvironment, record: NetworkRecord, observation: HostObservation) {
         self.env = env; self.record = record; self.host = observation
+        for case .createdLink(let n, _) in record.journal { created.insert(n) }
     }
 
     /// Applies `steps` in order. On any failure (or a pending SIGINT/SIGTERM) undoes what this
@@ -28,6 +32,7 @@ public final class Executor {
         }
         if !taps.isEmpty {
             record.journal += taps
+            for case .createdLink(let n, _) in taps { created.insert(n) }
             try env.state.save(record)
         }
         for (i, step) in steps.enumerated() {
@@ -85,7 +90,9 @@ public final class Executor {
 
     /// Adds `entry` to the record and saves it, before the change it describes is made.
     func journal(_ entry: JournalEntry) throws {
+        if case .createdLink(let n, _) = entry, created.contains(n) { return }
         if record.journal.contains(entry) { return }
+        if case .createdLink(let n, _) = entry { created.insert(n) }
         record.journal.append(entry)
         try env.state.save(record)
     }
@@ -107,6 +114,7 @@ public final class Executor {
             do { try links.createTap(name: name, owner: owner) } catch HostError.exists(let m) {
                 // Not ours after all: someone made it since the check. Never undo their link.
                 record.journal.removeAll { $0 == .createdLink(name: name, kind: "tun") }
+                created.remove(name)
                 try env.state.save(record)
                 throw HostError.exists(m)
             }
@@ -217,9 +225,7 @@ public final class Executor {
         if g.startTime(of: pid) == st { g.kill(pid: pid, startTime: st, signal: SIGKILL) }
     }
 
-    func owns(_ link: String) -> Bool {
-        record.journal.contains { if case .createdLink(link, _) = $0 { return true } else { return false } }
-    }
+    func owns(_ link: String) -> Bool { created.contains(link) }
 
     func ensureRoute(_ r: RouteInfo) throws {
         do { try env.links.addRoute(r) } catch HostError.exists(let m) {

@@ -69,7 +69,7 @@ public final class NetworkDriver {
         let record = try env.state.load(request.name)
         if let r = record { try checkNamespace(r) }
         let host = try observe()
-        let facts = try Doctor.facts(env)
+        var facts = try Doctor.facts(env, full: false)
         let spec: NetworkSpec
         var reason = record?.firewallReason ?? ""
         if let r = record {
@@ -84,6 +84,8 @@ public final class NetworkDriver {
             reason = why
             spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace, backend: backend)
         }
+        // Listeners on 53/67 matter only to a network that runs a DHCP/DNS server (one process).
+        if spec.runsDnsmasq, record == nil { facts.dnsDhcpListeners = Doctor.dnsDhcpListeners(env) }
         let findings = Doctor.findings(for: spec, facts)
         let errors = findings.filter { $0.severity == .error }
         if enforce, !errors.isEmpty {

@@ -1,15 +1,29 @@
 /// What the host looked like when a command started: one dump of each kind.
 public struct HostObservation: Sendable {
-    public var links: [LinkInfo]
+    public var links: [LinkInfo] { didSet { reindex() } }
     public var addresses: [InterfaceAddress]
     public var routes: [RouteInfo]
+    /// Name and ifindex → position in `links`: lookups stay O(1) with a thousand taps.
+    private var byName: [String: Int] = [:]
+    private var byIndex: [Int32: Int] = [:]
 
     public init(links: [LinkInfo], addresses: [InterfaceAddress], routes: [RouteInfo]) {
         self.links = links; self.addresses = addresses; self.routes = routes
+        reindex()
     }
 
-    public func link(_ name: String) -> LinkInfo? { links.first { $0.name == name } }
-    public func link(index: Int32) -> LinkInfo? { links.first { $0.index == index } }
+    private mutating func reindex() {
+        if byName.count == links.count - 1, let last = links.last {
+            byName[last.name] = links.count - 1
+            if last.index > 0 { byIndex[last.index] = links.count - 1 }
+            return
+        }
+        byName = [:]; byIndex = [:]
+        for (i, l) in links.enumerated() { byName[l.name] = i; if l.index > 0 { byIndex[l.index] = i } }
+    }
+
+    public func link(_ name: String) -> LinkInfo? { byName[name].map { links[$0] } }
+    public func link(index: Int32) -> LinkInfo? { byIndex[index].map { links[$0] } }
     public func master(of name: String) -> String? {
         guard let l = link(name), l.masterIndex != 0 else { return nil }
         return link(index: l.masterIndex)?.name
