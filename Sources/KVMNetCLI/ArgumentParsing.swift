@@ -168,3 +168,17 @@ extension ParsedArguments {
         return try NetworkName(v)
     }
 }
+
+/// Options many commands share, spelled and explained once.
+enum CommonOptions {
+    static let json = OptionSpec("--json", help: "Print one JSON document on stdout.")
+    static let network = OptionSpec("--name", value: "NET", help: "The network (default: default).")
+    static let onlyNetwork = OptionSpec("--name", value: "NET", help: "Only this network.")
+}
+
+extension ParsedArguments {
+    /// `--name NET` when given (commands that otherwise cover every network).
+    func optionalNetwork() throws(KVMNetError) -> NetworkName? {
+        value("--name") == nil ? nil : try network()
+    }
+}

@@ -40,7 +40,7 @@ public struct UndefineCommand: KVMNetCommand {
     public static let spec = CommandSpec(
         name: "undefine",
         abstract: "Remove a network definition and its hooks (a network that is up stays up).",
-        options: [OptionSpec("--name", value: "NET", help: "The network (default: default).")])
+        options: [CommonOptions.network])
 
     public var name: NetworkName
 
@@ -65,7 +65,7 @@ public struct HooksCommand: KVMNetCommand {
         name: "hooks",
         abstract: "Print the network's qemu hooks and a ready -netdev fragment.",
         options: [
-            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            CommonOptions.network,
             OptionSpec("--user", help: "The form for an unprivileged qemu on taps made by `up --taps N --tap-owner USER`."),
         ])
 

@@ -9,7 +9,7 @@ public struct ForwardCommand: KVMNetCommand {
         arguments: [ArgumentSpec("add|del|list", help: "What to do."),
                     ArgumentSpec("FORWARD", help: "tcp:8080:guest01:80 (GUEST: a name or an address)", optional: true)],
         options: [
-            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            CommonOptions.network,
             OptionSpec("--json", help: "list: print one JSON document on stdout."),
         ])
 
@@ -75,15 +75,15 @@ public struct DoctorCommand: KVMNetCommand {
         name: "doctor",
         abstract: "Check what on this host would break kvmnet's networks (exit 1 on an error finding).",
         options: [
-            OptionSpec("--name", value: "NET", help: "Only this network."),
-            OptionSpec("--json", help: "Print one JSON document on stdout."),
+            CommonOptions.onlyNetwork,
+            CommonOptions.json,
         ])
 
     public var name: NetworkName?
     public var json: Bool
 
     public init(_ a: ParsedArguments) throws(KVMNetError) {
-        name = a.value("--name") == nil ? nil : try a.network()
+        name = try a.optionalNetwork()
         json = a.has("--json")
     }
 
@@ -118,8 +118,8 @@ public struct LeasesCommand: KVMNetCommand {
         name: "leases",
         abstract: "Show the DHCP leases of a network: address, MAC, name, static or dynamic, time left.",
         options: [
-            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
-            OptionSpec("--json", help: "Print one JSON document on stdout."),
+            CommonOptions.network,
+            CommonOptions.json,
         ])
 
     public var name: NetworkName

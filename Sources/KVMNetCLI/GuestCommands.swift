@@ -8,7 +8,7 @@ public struct ExecCommand: KVMNetCommand {
         abstract: "Run a command in a guest through its serial console; exit with its status (125: could not run it).",
         arguments: [ArgumentSpec("GUEST", help: "guest01, guest02, … (not with --console)", optional: true)],
         options: [
-            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            CommonOptions.network,
             OptionSpec("--console", value: "SOCKET", help: "A guest kvmnet did not launch: its serial console's unix socket."),
             OptionSpec("--timeout", value: "SECONDS", help: "How long the command may run (default 30)."),
         ],
@@ -68,7 +68,7 @@ public struct ConsoleCommand: KVMNetCommand {
         name: "console",
         abstract: "Attach to a guest's serial console (Ctrl-] leaves).",
         arguments: [ArgumentSpec("GUEST", help: "guest01, guest02, …")],
-        options: [OptionSpec("--name", value: "NET", help: "The network (default: default).")])
+        options: [CommonOptions.network])
 
     public var name: NetworkName
     public var guest: String
@@ -98,8 +98,8 @@ public struct VerifyCommand: KVMNetCommand {
         name: "verify",
         abstract: "Run the seed's communication tests from the guests and the host; exit 0 only when all match the model.",
         options: [
-            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
-            OptionSpec("--json", help: "Print one JSON document on stdout."),
+            CommonOptions.network,
+            CommonOptions.json,
         ])
 
     public var name: NetworkName
@@ -198,7 +198,7 @@ public struct HookCommand: KVMNetCommand {
         action = a.positionals[0]
         guard action == "ifup" || action == "ifdown" else { throw Self.spec.usageError("unknown hook '\(action)': use ifup or ifdown") }
         tap = try InterfaceName(a.positionals[1])
-        name = a.value("--name") == nil ? nil : try a.network()
+        name = try a.optionalNetwork()
     }
 
     public var needsPrivilege: Bool { action == "ifup" }

@@ -65,7 +65,7 @@ public struct UpCommand: KVMNetCommand {
             OptionSpec("--guest-ip", value: "LIST|FIRST-LAST", help: "bridged: guest addresses on the uplink's LAN."),
             OptionSpec("--gateway", value: "IP", help: "Guests' default gateway (bridged default: the uplink's gateway)."),
             OptionSpec("--dry-run", help: "Print the plan, change nothing (works without root)."),
-            OptionSpec("--json", help: "Print one JSON document on stdout."),
+            CommonOptions.json,
         ],
         discussion: """
         EXAMPLES:
@@ -216,7 +216,7 @@ public struct DownCommand: KVMNetCommand {
         name: "down",
         abstract: "Take a network down: remove what up created, restore what it changed.",
         options: [
-            OptionSpec("--name", value: "NET", help: "The network (default: default)."),
+            CommonOptions.network,
             OptionSpec("--all", help: "Every network of this namespace."),
             OptionSpec("--timeout", value: "SECONDS", help: "How long guests get to power off before they are stopped (default 5)."),
             OptionSpec("--dry-run", help: "Print what would be undone, change nothing."),
@@ -272,15 +272,15 @@ public struct StatusCommand: KVMNetCommand {
         name: "status",
         abstract: "Show each network and whether the kernel still matches its record (exit 1 on drift).",
         options: [
-            OptionSpec("--name", value: "NET", help: "Only this network."),
-            OptionSpec("--json", help: "Print one JSON document on stdout."),
+            CommonOptions.onlyNetwork,
+            CommonOptions.json,
         ])
 
     public var name: NetworkName?
     public var json: Bool
 
     public init(_ a: ParsedArguments) throws(KVMNetError) {
-        name = a.value("--name") == nil ? nil : try a.network()
+        name = try a.optionalNetwork()
         json = a.has("--json")
     }
 
