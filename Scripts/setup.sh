@@ -8,6 +8,8 @@ packages=(
   iptables nftables                          # firewall backends
   qemu-system-x86 qemu-utils                 # guests
   busybox-static cpio kmod zstd              # building the default guest
+  fdisk dosfstools syslinux syslinux-common mtools   # the default guest's bootable disk (ImageBuildScript)
+  genisoimage                                # tests: NoCloud seed ISOs in image-smoke.sh
   procps util-linux tcpdump conntrack        # tests: pgrep, setpriv/unshare, captures; flushing flows for forwards
   python3                                    # tests: serial console and QMP I/O in guest-smoke.sh
 )
