@@ -9,6 +9,8 @@ packages=(
   qemu-system-x86 qemu-utils                 # guests
   busybox-static cpio kmod zstd              # building the default guest
   dnsmasq-base                               # DHCP and DNS for routed and nat guests (not `dnsmasq`: no system-wide server)
+  fdisk dosfstools syslinux syslinux-common mtools   # the default guest's bootable disk (ImageBuildScript)
+  genisoimage                                # NoCloud seed ISOs for --image guests
   procps util-linux tcpdump conntrack        # tests: pgrep, setpriv/unshare, captures; flushing flows for forwards
   python3                                    # tests: serial console and QMP I/O in guest-smoke.sh
 )
