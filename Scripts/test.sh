@@ -32,5 +32,7 @@ echo "test: end to end, a Docker-like host (FORWARD policy DROP, DOCKER-USER)" >
 HOST=docker Scripts/e2e.sh
 echo "test: end to end, hook mode" >&2
 Scripts/e2e-hooks.sh
+echo "test: end to end, disk-image guests (DHCP, seeds)" >&2
+Scripts/e2e-images.sh
 echo "test: done in $((SECONDS - t0)) s"
-echo "test: $((units + 16)) passed, 0 failed"
+echo "test: $((units + 18)) passed, 0 failed"

@@ -71,7 +71,7 @@ public enum KVMNetCLI {
     public static let commands: [CommandEntry] = [
         CommandEntry(UpCommand.self), CommandEntry(DownCommand.self), CommandEntry(StatusCommand.self),
         CommandEntry(ExecCommand.self), CommandEntry(ConsoleCommand.self), CommandEntry(VerifyCommand.self),
-        CommandEntry(GuestBuildCommand.self), CommandEntry(DefineCommand.self), CommandEntry(UndefineCommand.self),
+        CommandEntry(GuestBuildCommand.self), CommandEntry(ImageBuildCommand.self), CommandEntry(DefineCommand.self), CommandEntry(UndefineCommand.self),
         CommandEntry(HookCommand.self), CommandEntry(HooksCommand.self),
         CommandEntry(ForwardCommand.self), CommandEntry(DoctorCommand.self), CommandEntry(LeasesCommand.self),
     ]

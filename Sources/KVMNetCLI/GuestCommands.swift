@@ -211,3 +211,33 @@ public struct HookCommand: KVMNetCommand {
         return 0
     }
 }
+
+/// `kvmnet image build [--out FILE]`
+public struct ImageBuildCommand: KVMNetCommand {
+    public static let spec = CommandSpec(
+        name: "image",
+        abstract: "Build a small bootable qcow2 disk from the default guest (for --image).",
+        arguments: [ArgumentSpec("build", help: "The only action: build the disk.")],
+        options: [OptionSpec("--out", value: "FILE", help: "Where to write it (default: ./kvmnet-guest.qcow2).")],
+        discussion: """
+        The disk holds the default guest's kernel and initramfs behind syslinux; booted with
+        `kvmnet up MODEL --guests N --image FILE`, each guest reads its name and address from its
+        NoCloud seed, or asks DHCP (routed and nat).
+        """)
+
+    public var out: String
+
+    public init(_ a: ParsedArguments) throws(KVMNetError) {
+        guard a.positionals[0] == "build" else { throw Self.spec.usageError("unknown action '\(a.positionals[0])': the only one is build") }
+        out = absolute(a.value("--out") ?? "kvmnet-guest.qcow2")
+    }
+
+    public var needsPrivilege: Bool { false }
+
+    public func run(_ env: HostEnvironment, _ console: Console, _ global: GlobalOptions) throws -> Int32 {
+        guard let g = env.guests else { throw KVMNetError.failure("guests cannot run here") }
+        let files = try g.defaultGuest { console.err("kvmnet: \($0)\n") }
+        console.out(try g.buildImage(kernel: files.kernel, initrd: files.initrd, out: out) + "\n")
+        return 0
+    }
+}

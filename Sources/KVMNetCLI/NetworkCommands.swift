@@ -64,6 +64,7 @@ public struct UpCommand: KVMNetCommand {
             OptionSpec("--accel", value: "auto|kvm|tcg", help: "auto uses KVM only when /dev/kvm opens and the CPU shows vmx/svm."),
             OptionSpec("--guest-ip", value: "LIST|FIRST-LAST", help: "bridged: guest addresses on the uplink's LAN."),
             OptionSpec("--gateway", value: "IP", help: "Guests' default gateway (bridged default: the uplink's gateway)."),
+            OptionSpec("--ssh-key", value: "FILE", help: "--image: public keys for the guests' cloud-init (ssh_authorized_keys)."),
             OptionSpec("--dry-run", help: "Print the plan, change nothing (works without root)."),
             CommonOptions.json,
         ],
@@ -128,7 +129,12 @@ public struct UpCommand: KVMNetCommand {
             guard let ip = IPv4Address(v) else { throw .usage("invalid address '\(v)' for --gateway") }
             g.gateway = ip
         }
-        let guestOnly = ["--kernel", "--initrd", "--image", "--memory", "--cpus", "--accel", "--guest-ip", "--gateway"]
+        if let f = a.value("--ssh-key") {
+            guard a.value("--image") != nil else { throw .usage("--ssh-key is for --image guests (cloud-init reads it from their seed)") }
+            guard let text = try? String(contentsOfFile: f, encoding: .utf8) else { throw .usage("cannot read --ssh-key file '\(f)'") }
+            g.sshKeys = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
+        }
+        let guestOnly = ["--kernel", "--initrd", "--image", "--memory", "--cpus", "--accel", "--guest-ip", "--gateway", "--ssh-key"]
         if g.count == 0, let o = guestOnly.first(where: { a.values[$0] != nil }) {
             throw .usage("\(o) is a guest option: it needs --guests N")
         }

@@ -70,6 +70,43 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
         guard r.status == 0 else { throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: r)) }
     }
 
+    public func makeSeed(files: [String: String], at path: String) throws {
+        let dir = NSTemporaryDirectory() + "kvmnet-seed-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        for (name, text) in files { try text.write(toFile: dir + "/" + name, atomically: true, encoding: .utf8) }
+        unlink(path)
+        let names = files.keys.sorted()
+        let argv: [String]
+        if runner.which("genisoimage") != nil {
+            argv = ["genisoimage", "-quiet", "-output", path, "-volid", "cidata", "-joliet", "-rock"] + names.map { dir + "/" + $0 }
+            try check(argv)
+        } else if runner.which("mkfs.vfat") != nil, runner.which("mcopy") != nil {
+            // busybox findfs matches labels case-sensitively: the guest looks for both spellings.
+            try check(["truncate", "-s", "2M", path])
+            try check(["mkfs.vfat", "-n", "CIDATA", path])
+            try check(["mcopy", "-i", path] + names.map { dir + "/" + $0 } + ["::"])
+        } else {
+            throw KVMNetError.failure("making a NoCloud seed needs genisoimage (apt-get install genisoimage), or dosfstools and mtools")
+        }
+    }
+
+    public func buildImage(kernel: String, initrd: String, out: String) throws -> String {
+        let script = NSTemporaryDirectory() + "kvmnet-build-image-\(getpid()).sh"
+        try ImageBuildScript.text.write(toFile: script, atomically: true, encoding: .utf8)
+        defer { unlink(script) }
+        let r = try runner.run(["bash", script, kernel, initrd, out], stdin: nil, passStderr: progressToStderr)
+        guard r.status == 0, let path = r.stdout.split(separator: "\n").last.map(String.init), !path.isEmpty else {
+            throw KVMNetError.failure("building the disk image failed (status \(r.status))" + (r.stderr.isEmpty ? "" : ": " + r.stderr.suffix(2000)))
+        }
+        return path
+    }
+
+    func check(_ argv: [String]) throws {
+        let r = try runner.run(argv, stdin: nil)
+        guard r.status == 0 else { throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: r)) }
+    }
+
     public func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64) {
         let r = try runner.run(argv, stdin: nil)
         guard r.status == 0 else {

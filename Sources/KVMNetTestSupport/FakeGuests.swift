@@ -29,6 +29,10 @@ public final class FakeGuests: GuestControl, @unchecked Sendable {
         ("/var/lib/kvmnet/guest/k/vmlinuz", "/var/lib/kvmnet/guest/k/initrd.img")
     }
     public func createOverlay(base: String, overlay: String) throws { locked { files[overlay] = "qcow2 of \(base)" } }
+    public func makeSeed(files seed: [String: String], at path: String) throws {
+        locked { files[path] = seed.keys.sorted().map { "== \($0)\n\(seed[$0]!)" }.joined() }
+    }
+    public func buildImage(kernel: String, initrd: String, out: String) throws -> String { locked { files[out] = "disk"; return out } }
 
     public func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64) {
         try locked {

@@ -1,3 +1,4 @@
+import Foundation
 import Testing
 import KVMNetTestSupport
 @testable import KVMNetCore
@@ -151,6 +152,20 @@ import KVMNetTestSupport
         let text = s.runsDnsmasq ? DnsmasqPlan(spec: s, guests: gs, folder: "/run/kvmnet/default", user: "dnsmasq").conf : "(no dnsmasq)\n"
         if let diff = Golden.check(text, "dnsmasq/\(model).conf") { Issue.record(Comment(rawValue: diff)) }
         #expect(s.runsDnsmasq == (model == .routed || model == .nat))
+    }
+
+    /// The seed of a disk-image guest per model: static models carry the address, DHCP models do not.
+    @Test(arguments: [NetworkModel.isolated, .nat])
+    func noCloudSeedPerModel(_ model: NetworkModel) throws {
+        let s = try spec(model)
+        let g = try GuestPlanner.guests(GuestRequest(count: 1), spec: s, namespace: Self.ns, lanGateway: nil, lan: nil)[0]
+        let files = NoCloudSeed.files(guest: g, spec: s, sshKeys: ["ssh-ed25519 AAAA test@example"])
+        let text = files.keys.sorted().map { "== \($0)\n\(files[$0]!)" }.joined()
+        if let diff = Golden.check(text, "seeds/\(model).txt") { Issue.record(Comment(rawValue: diff)) }
+        #expect(files["kvmnet.env"]!.contains("KVMNET_IP=") == (model == .isolated))
+        #expect(files["network-config"]!.contains("dhcp4: true") == (model == .nat))
+        #expect(!files["network-config"]!.contains("to: default"), "cloud-init 22.4 aborts on routes to default")
+        #expect(try JSONSerialization.jsonObject(with: Data(files["meta-data"]!.utf8)) is [String: Any])
     }
 
     @Test func dynamicRangeLiesAboveTheStaticBlock() {

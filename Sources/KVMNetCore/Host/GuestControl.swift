@@ -10,6 +10,11 @@ public protocol GuestControl: AnyObject, Sendable {
     func defaultGuest(progress: (String) -> Void) throws -> (kernel: String, initrd: String)
     /// Creates a copy-on-write qcow2 overlay of `base` at `overlay` (the base is never written).
     func createOverlay(base: String, overlay: String) throws
+    /// Writes a NoCloud seed holding `files`, labelled `cidata`: an ISO (genisoimage), or a small
+    /// vfat image (mtools) where genisoimage is missing.
+    func makeSeed(files: [String: String], at path: String) throws
+    /// Builds a small bootable qcow2 disk from a kernel and an initramfs. Returns its path.
+    func buildImage(kernel: String, initrd: String, out: String) throws -> String
     /// Runs qemu with `-daemonize` and waits for its parent, which exits once the guest's
     /// devices (and so the tap hook) are set up. Returns the daemon's pid and start time.
     func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64)
@@ -50,6 +55,7 @@ public struct GuestPaths: Sendable {
     public func qmp(_ g: String) -> String { "\(folder)/\(g).qmp" }
     public func pidfile(_ g: String) -> String { "\(folder)/\(g).pid" }
     public func overlay(_ g: String) -> String { "\(folder)/\(g).qcow2" }
+    public func seed(_ g: String) -> String { "\(folder)/\(g)-seed.img" }
 }
 
 public enum QemuCommand {
@@ -78,7 +84,9 @@ public enum QemuCommand {
         case .kernel(let k, let i):
             a += ["-kernel", k, "-initrd", i, "-append", kernelCommandLine(g)]
         case .image:
-            a += ["-drive", "file=\(paths.overlay(g.name)),if=virtio,format=qcow2"]
+            // The seed is a virtio disk: an IDE CD-ROM needs drivers the default guest lacks.
+            a += ["-drive", "file=\(paths.overlay(g.name)),if=virtio,format=qcow2",
+                  "-drive", "file=\(paths.seed(g.name)),if=virtio,format=raw,readonly=on"]
         }
         a += ["-chardev", "socket,id=ser0,path=\(paths.console(g.name)),server=on,wait=off,logfile=\(paths.log(g.name))",
               "-serial", "chardev:ser0",

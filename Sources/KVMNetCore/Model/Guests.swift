@@ -14,6 +14,8 @@ public struct GuestRequest: Equatable, Sendable {
     /// bridged: the guests' addresses on the uplink's LAN, in order.
     public var addresses: [IPv4Address] = []
     public var gateway: IPv4Address?
+    /// SSH public keys for disk-image guests (`--ssh-key FILE`, its lines).
+    public var sshKeys: [String] = []
 
     public init(count: Int) { self.count = count }
 

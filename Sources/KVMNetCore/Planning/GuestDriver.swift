@@ -71,7 +71,11 @@ extension NetworkDriver {
             for i in records.indices where toStart.contains(i) {
                 let name = records[i].spec.name
                 for f in [paths.console(name), paths.qmp(name), paths.pidfile(name), paths.log(name)] { g.removeFile(f) }
-                if case .image(let base) = boot { try g.createOverlay(base: base, overlay: paths.overlay(name)) }
+                if case .image(let base) = boot {
+                    try g.createOverlay(base: base, overlay: paths.overlay(name))
+                    try g.makeSeed(files: NoCloudSeed.files(guest: records[i].spec, spec: record.spec, sshKeys: req.sshKeys),
+                                   at: paths.seed(name))
+                }
                 let argv = QemuCommand.argv(qemu: qemu, guest: records[i].spec, boot: boot, memoryMiB: req.memoryMiB,
                                             cpus: req.cpus, kvm: kvm, paths: paths)
                 let (pid, start) = try g.start(argv, pidfile: paths.pidfile(name))
@@ -84,11 +88,10 @@ extension NetworkDriver {
                 }
                 progress("\(name) started (pid \(pid), \(records[i].accel)) on \(records[i].spec.tap), \(records[i].spec.address.map { "\($0)" } ?? "no address")")
             }
-            guard case .kernel = boot else {
-                progress("disk-image guests are not watched for readiness: see their console logs in \(paths.folder)")
-                return records
-            }
-            // 3. Wait for each guest's ready line.
+            // 3. Wait for each guest's ready line. A disk image that is not built from the default
+            //    guest may never print one: for images that is a notice, not a failure.
+            var isImage = false
+            if case .image = boot { isImage = true }
             let t0 = g.now()
             var waiting = Set(toStart.map { records[$0].spec.name })
             while !waiting.isEmpty {
@@ -106,6 +109,11 @@ extension NetworkDriver {
                     }
                 }
                 if waiting.isEmpty { break }
+                if isImage && g.now() - t0 > min(bootTimeout, 90) {
+                    progress("\(waiting.sorted().joined(separator: ", ")) printed no ready line within \(Int(min(bootTimeout, 90))) s "
+                             + "(not an image built by `kvmnet image build`?): see the console logs in \(paths.folder)")
+                    return records
+                }
                 if g.now() - t0 > bootTimeout {
                     let name = waiting.sorted()[0]
                     throw KVMNetError.failure("\(name) did not come up within \(Int(bootTimeout)) s; the end of its console log:\n" + tail(g.readText(paths.log(name))))
