@@ -125,7 +125,7 @@ part_parallel() {
   local ok=0 i p
   sandbox_create
   local before; before=$(sandbox_snapshot)
-  kv define nat >/dev/null
+  kv define nat --firewall iptables >/dev/null
   for i in $(seq 16); do ip -n "$H" tuntap add dev "t$i" mode tap; done
   local pids=()
   for i in $(seq 16); do ip netns exec "$H" "$CFG/hooks/default/qemu-ifup" "t$i" & pids+=($!); done
@@ -133,8 +133,8 @@ part_parallel() {
   check "16 parallel ifup hooks exit 0" 0 "$bad" || ok=1
   check "one bridge" 1 "$(ip -n "$H" -o link show type bridge | wc -l)" || ok=1
   check "16 taps enslaved" 16 "$(ip -n "$H" -o link show master br-in | wc -l)" || ok=1
-  check "one jump from FORWARD" 1 "$(ip netns exec "$H" iptables-save | grep -c -- '-A FORWARD .*kvmnet:default')" || ok=1
-  check "one MASQUERADE rule" 1 "$(ip netns exec "$H" iptables-save | grep -c -- '-j MASQUERADE')" || ok=1
+  check "one inbound jump from FORWARD" 1 "$(ip netns exec "$H" iptables-save | grep -c -- '-A FORWARD .*-j KVMNET-FWI-DEFAULT')" || ok=1
+  check "one MASQUERADE rule" 1 "$(ip netns exec "$H" iptables-save | grep -c -- '! -d 192.168.1.0/24 .*-j MASQUERADE')" || ok=1
   check "one bridge address" 1 "$(ip -n "$H" -4 -o addr show dev br-in | wc -l)" || ok=1
   pids=()
   for i in $(seq 16); do ip netns exec "$H" "$CFG/hooks/default/qemu-ifdown" "t$i" & pids+=($!); done

@@ -151,7 +151,7 @@ public struct LeasesCommand: KVMNetCommand {
             leases.append(Lease(address: f[2], mac: f[1], name: f[3] == "*" ? nil : f[3], kind: isStatic ? "static" : "dynamic",
                                 secondsLeft: expiry == 0 ? nil : max(0, expiry - now)))
         }
-        for gr in record.guests ?? [] where !leases.contains(where: { $0.mac == gr.spec.mac.description }) {
+        for gr in record.guests ?? [] where !leases.contains(where: { $0.mac.lowercased() == gr.spec.mac.description }) {
             guard let a = gr.spec.address else { continue }
             leases.append(Lease(address: a.address.description, mac: gr.spec.mac.description, name: gr.spec.name, kind: "static", secondsLeft: nil))
         }

@@ -56,12 +56,9 @@ public final class FileStateStore: StateStore {
     public func remove(_ network: NetworkName) throws {
         let dir = folder(for: network)
         guard FileManager.default.fileExists(atPath: dir) else { return }
+        // The namespace folder and its lock file stay: another process may be waiting on the lock
+        // file, and deleting it would let a third take a new one at the same time.
         try FileManager.default.removeItem(atPath: dir)
-        if namespaceDir != base {
-            // The namespace folder goes when its last network does (the lock file aside).
-            let left = (try? FileManager.default.contentsOfDirectory(atPath: namespaceDir)) ?? []
-            if left.allSatisfy({ $0 == ".lock" }) { try? FileManager.default.removeItem(atPath: namespaceDir) }
-        }
     }
 
     public func all() throws -> [NetworkRecord] {

@@ -333,8 +333,13 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
             case "-I":
                 guard tables[table]![chain] != nil else { return fail("no chain \(chain)") }
                 var spec = f.count > 2 ? f[2] : ""
-                if let sp = spec.firstIndex(of: " "), Int(spec[..<sp]) != nil { spec = String(spec[spec.index(after: sp)...]) }
-                tables[table]![chain]!.insert("-A \(chain) \(spec)", at: 0)
+                var at = 0
+                if let sp = spec.firstIndex(of: " "), let n = Int(spec[..<sp]) {
+                    at = n - 1
+                    spec = String(spec[spec.index(after: sp)...])
+                }
+                guard at >= 0, at <= tables[table]![chain]!.count else { return fail("index of insertion too big") }
+                tables[table]![chain]!.insert("-A \(chain) \(spec)", at: at)
             case "-D":
                 let want = "-A \(chain) \(f.count > 2 ? f[2] : "")"
                 guard let i = tables[table]![chain]?.firstIndex(of: want) else { return fail("rule not found in \(chain)") }

@@ -66,7 +66,7 @@ import KVMNetTestSupport
         }
         let nat = host.iptables["nat"]?["KVMNET-NAT-DEFAULT"]
         #expect((nat != nil) == (model == .nat))
-        #expect(host.iptables["filter"]?["FORWARD"]?.first == "-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT")
+        #expect(host.iptables["filter"]?["FORWARD"]?.first == "-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWI-DEFAULT")
     }
 
     /// Counts the changes a successful `up` makes, then fails each one in turn.
@@ -149,13 +149,13 @@ import KVMNetTestSupport
         let driver = NetworkDriver(env: host.environment)
         _ = try driver.up(Self.request(.nat))
         let good = host.snapshot()
-        host.iptables["filter"]!["KVMNET-FWD-DEFAULT"]!.removeLast()
+        host.iptables["filter"]!["KVMNET-FWI-DEFAULT"]!.removeLast()
         host.iptables["filter"]!["FORWARD"]!.removeAll()
         let tap = host.linkTable.firstIndex { $0.name == "vif2.0" }!
         host.linkTable[tap].masterIndex = 0
         host.sysctls["net/ipv4/ip_forward"] = "0"
         let drift = try driver.status().first!.drift
-        #expect(drift.count == 4, "\(drift)")
+        #expect(drift.count == 5, "\(drift)")
         let repaired = try driver.up(Self.request(.nat))
         #expect(repaired.action == .repaired)
         #expect(repaired.performed.count == 3, "\(repaired.performed.map(\.summary))")
@@ -258,6 +258,33 @@ import KVMNetTestSupport
         #expect(host.snapshot() == before)
     }
 
+    /// One network's outbound accept must never let its guests into another network's guests
+    /// that refuse new connections: every inbound chain comes before any outbound chain.
+    @Test func inboundRulesOfEveryNetworkPrecedeOutboundAccepts() throws {
+        let host = FakeHost.sandbox()
+        host.foreign(table: "filter", chain: "FORWARD", rules: ["-j FOREIGN-A"])
+        let driver = NetworkDriver(env: host.environment)
+        var a = Self.request(.nat, taps: 0, firewall: .iptables)
+        a.name = try NetworkName("a")
+        a.subnet = CIDRv4("10.1.0.0/24")
+        var b = Self.request(.routed, taps: 0, firewall: .iptables)
+        b.name = try NetworkName("b")
+        b.subnet = CIDRv4("10.2.0.0/24")
+        var c = Self.request(.isolated, taps: 0, firewall: .iptables)
+        c.name = try NetworkName("c")
+        for r in [a, b, c] { _ = try driver.up(r) }
+        let forward = host.iptables["filter"]!["FORWARD"]!
+        let lastInbound = try #require(forward.lastIndex { $0.contains("-j KVMNET-FWI-") })
+        let firstOutbound = try #require(forward.firstIndex { $0.contains("-j KVMNET-FWO-") })
+        #expect(lastInbound < firstOutbound, "\(forward)")
+        #expect(forward.filter { $0.contains("KVMNET-FWI-") }.count == 3 && forward.filter { $0.contains("KVMNET-FWO-") }.count == 3)
+        #expect(forward.last == "-A FORWARD -j FOREIGN-A")
+        _ = try driver.down(b.name)
+        _ = try driver.up(b)
+        let again = host.iptables["filter"]!["FORWARD"]!
+        #expect(again.lastIndex { $0.contains("-j KVMNET-FWI-") }! < again.firstIndex { $0.contains("-j KVMNET-FWO-") }!)
+    }
+
     @Test func nftablesOnADockerHostIsRefused() throws {
         let host = FakeHost.sandbox()
         host.foreign(table: "filter", chain: "FORWARD", policy: "DROP")
@@ -313,9 +340,9 @@ import KVMNetTestSupport
         let before = host.snapshot()
         let driver = NetworkDriver(env: host.environment)
         _ = try driver.up(UpRequest(model: .nat))
-        #expect(host.iptables["filter"]!["DOCKER-USER"]!.first == "-A DOCKER-USER -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT")
+        #expect(host.iptables["filter"]!["DOCKER-USER"]!.first == "-A DOCKER-USER -m comment --comment \"kvmnet:default\" -j KVMNET-FWI-DEFAULT")
         _ = try driver.up(UpRequest(model: .nat))
-        #expect(host.iptables["filter"]!["DOCKER-USER"]!.count == 2)
+        #expect(host.iptables["filter"]!["DOCKER-USER"]!.count == 3, "the inbound and outbound jumps, and Docker's RETURN")
         _ = try driver.down(.default)
         #expect(host.snapshot() == before)
         #expect(host.policies["filter"]!["FORWARD"] == "DROP")

@@ -299,7 +299,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
             #expect(status == 0)
         }
         let save = try s.inHost("iptables-save")
-        #expect(save.components(separatedBy: "-j KVMNET-FWD-DEFAULT").count == 2, "one jump from FORWARD")
+        #expect(save.components(separatedBy: "-j KVMNET-FWI-DEFAULT").count == 2, "one jump from FORWARD")
         #expect(save.components(separatedBy: "! -d 192.168.1.0/24 -m comment --comment \"kvmnet:default\" -j MASQUERADE").count == 2,
                 "one MASQUERADE rule")
         #expect(try s.inHost("ip", "-o", "link", "show", "type", "bridge").split(separator: "\n").count == 1)
@@ -339,7 +339,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(fwd == (model.needsForwarding ? "1" : "0"))
         let addrs = try s.inHost("ip", "addr", "show", "dev", "br-in")
         let save = firewall == "iptables" ? try s.inHost("iptables-save") : try s.inHost("nft", "list", "table", "inet", "kvmnet")
-        #expect(save.contains(firewall == "iptables" ? "-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWD-DEFAULT"
+        #expect(save.contains(firewall == "iptables" ? "-A FORWARD -m comment --comment \"kvmnet:default\" -j KVMNET-FWI-DEFAULT"
                                                      : "chain fwd-default"))
         switch model {
         case .isolated, .routed, .nat:

@@ -16,6 +16,9 @@ public struct FirewallFacts: Sendable {
     public var nft: Bool
     /// iptables `filter FORWARD` policy is DROP (what Docker sets).
     public var forwardPolicyDrop: Bool
+    /// iptables `filter INPUT` policy is DROP (a hardened host, ufw): the host's own DHCP/DNS
+    /// server for the guests is dropped unless accepted there.
+    public var inputPolicyDrop: Bool = false
     public var dockerUser: Bool
     /// br_netfilter with bridge-nf-call-iptables=1: bridged frames go through the firewall.
     public var bridgeNetfilter: Bool
@@ -89,7 +92,8 @@ public enum Doctor {
 
     /// Chooses the backend for `--firewall`. auto: nftables when `nft` works and nothing on the
     /// host drops what an nft accept cannot override (an iptables FORWARD policy DROP); else iptables.
-    public static func chooseBackend(_ choice: FirewallChoice, _ f: FirewallFacts) throws(KVMNetError) -> (FirewallBackend, String) {
+    /// - Parameter servesHost: the network runs a DHCP/DNS server on the host (INPUT matters too).
+    public static func chooseBackend(_ choice: FirewallChoice, _ f: FirewallFacts, servesHost: Bool = false) throws(KVMNetError) -> (FirewallBackend, String) {
         switch choice {
         case .iptables:
             guard f.iptables else { throw .failure("iptables is not installed: install the Debian package iptables (apt-get install iptables)") }
@@ -105,6 +109,9 @@ public enum Doctor {
             if f.forwardPolicyDrop && f.iptables {
                 return (.iptables, "auto: the iptables FORWARD chain drops by default (Docker?), which only an iptables accept overrides")
             }
+            if servesHost && f.inputPolicyDrop && f.iptables {
+                return (.iptables, "auto: the iptables INPUT chain drops by default, which only an iptables accept overrides (DHCP/DNS for the guests)")
+            }
             if !f.iptables { return (.nftables, "auto: iptables is not installed") }
             return (.nftables, "auto: nft works and nothing drops what its accept cannot override")
         }
@@ -114,7 +121,8 @@ public enum Doctor {
     public static func findings(for spec: NetworkSpec, _ f: FirewallFacts) -> [Finding] {
         var out: [Finding] = []
         let br = spec.bridge.rawValue
-        if f.forwardPolicyDrop {
+        // Bridged frames meet FORWARD only through br_netfilter.
+        if f.forwardPolicyDrop && (spec.model != .bridged || f.bridgeNetfilter) {
             if spec.firewall == .iptables {
                 out.append(Finding(severity: .info, check: "forward-policy-drop",
                     message: "the iptables FORWARD chain drops by default (as Docker sets it): forwarded and bridged traffic is dropped unless accepted",
@@ -125,18 +133,29 @@ public enum Doctor {
                     action: "use --firewall iptables (or auto, which chooses it here)"))
             }
         }
+        if f.inputPolicyDrop && spec.runsDnsmasq {
+            out.append(spec.firewall == .iptables
+                ? Finding(severity: .info, check: "input-policy-drop",
+                          message: "the iptables INPUT chain drops by default: the guests' DHCP and DNS requests to the host are dropped unless accepted",
+                          action: "kvmnet's accepts for them sit at the top of INPUT; the policy is left as it is")
+                : Finding(severity: .error, check: "input-policy-drop",
+                          message: "the iptables INPUT chain drops by default: the guests' DHCP and DNS requests are dropped, whatever kvmnet's nftables table accepts",
+                          action: "use --firewall iptables (or auto, which chooses it here), or --dhcp off --dns off"))
+        }
         if f.bridgeNetfilter {
             out.append(Finding(severity: .info, check: "bridge-netfilter",
                 message: "br_netfilter sends bridged frames through the firewall (bridge-nf-call-iptables=1): frames between guests on \(br) traverse FORWARD",
                 action: "kvmnet's rules accept frames between ports of \(br); other bridges on this host still meet FORWARD's policy"))
         }
         for d in f.foreignDrops {
-            let blocks = d.hook == "forward" && (spec.model != .isolated || f.bridgeNetfilter)
+            let blocks = (d.hook == "forward" && ((spec.model != .isolated && spec.model != .bridged) || f.bridgeNetfilter))
+                || (d.hook == "input" && spec.runsDnsmasq)
             if d.hook == "forward" || d.hook == "input" {
                 out.append(Finding(severity: blocks ? .error : .warning, check: "foreign-nft-drop",
                     message: "nft table \(d.table) chain \(d.chain) (hook \(d.hook)) drops by default: "
                         + (d.hook == "forward" ? "traffic to and from \(br) is dropped there, whatever kvmnet accepts in its own rules"
-                                               : "guests cannot reach the host's own services (the bridge address does not answer)"),
+                                               : "guests cannot reach the host's own services (the bridge address does not answer"
+                            + (spec.runsDnsmasq ? ", nor its DHCP and DNS server)" : ")")),
                     action: "allow \(br) in that firewall (firewalld: firewall-cmd --zone=trusted --add-interface=\(br)); kvmnet never changes another tool's table"))
             }
         }
@@ -189,10 +208,12 @@ public enum Doctor {
         }
         var listeners: [String] = []
         if full { listeners = dnsDhcpListeners(env) }
-        return FirewallFacts(iptables: iptables, nft: nftWorks, forwardPolicyDrop: state.policies["filter:FORWARD"] == "DROP",
+        var facts = FirewallFacts(iptables: iptables, nft: nftWorks, forwardPolicyDrop: state.policies["filter:FORWARD"] == "DROP",
                              dockerUser: state.chainNames.contains("filter:DOCKER-USER"),
                              bridgeNetfilter: (try? env.sysctl.read("net/bridge/bridge-nf-call-iptables")) == "1",
                              foreignDrops: drops, legacyRules: legacy, dnsDhcpListeners: listeners)
+        facts.inputPolicyDrop = state.policies["filter:INPUT"] == "DROP"
+        return facts
     }
 }
 

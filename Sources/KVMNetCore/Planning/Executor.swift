@@ -11,6 +11,8 @@ public final class Executor {
     var host: HostObservation
     /// The steps that changed something (the others found the host as wanted).
     public private(set) var performed: [HostStep] = []
+    /// A failed `apply` could not undo everything: the record keeps what is left.
+    public private(set) var rollbackLeftovers = false
     /// Links the journal says kvmnet created (kept beside it: a thousand taps make a linear
     /// search per step quadratic).
     private var created: Set<String> = []
@@ -43,9 +45,22 @@ public final class Executor {
                 progress(i, step)
                 if try apply(step) { performed.append(step) }
             } catch {
-                let added = Array(record.journal[start...])
-                let problems = undo(added)
-                record.journal.removeSubrange(start...)
+                // Taps journaled ahead whose step never ran were never made: forget them, so a
+                // link of that name someone else makes meanwhile is never undone as ours.
+                let notReached = Set(steps[(i + 1)...].compactMap { s -> String? in
+                    if case .createTap(let n, _) = s { return n } else { return nil }
+                })
+                record.journal.removeAll { e in
+                    if case .createdLink(let n, "tun") = e, notReached.contains(n) { created.remove(n); return true }
+                    return false
+                }
+                let added = Array(record.journal[min(start, record.journal.count)...])
+                let failures = undoReporting(added)
+                let problems = failures.map(\.1)
+                // What could not be undone stays recorded, so `down` can finish the job.
+                record.journal.removeSubrange(min(start, record.journal.count)...)
+                record.journal += added.filter { e in failures.contains { $0.0 == e } }
+                rollbackLeftovers = !failures.isEmpty
                 try? env.state.save(record)
                 var message: String
                 var interrupted: Int32? = nil
@@ -105,7 +120,13 @@ public final class Executor {
         case .createBridge(let name, let mac, let mtu):
             if let l = host.link(name), l.isBridge, owns(name) { return false }
             try journal(.createdLink(name: name, kind: "bridge"))
-            try links.createBridge(name: name, mac: mac, mtu: mtu)
+            do { try links.createBridge(name: name, mac: mac, mtu: mtu) } catch HostError.exists(let m) {
+                // Someone made a link of that name since the check: it is not ours to undo.
+                record.journal.removeAll { $0 == .createdLink(name: name, kind: "bridge") }
+                created.remove(name)
+                try env.state.save(record)
+                throw HostError.exists(m)
+            }
             host.links.append(LinkInfo(index: -1, name: name, kind: "bridge", mtu: mtu, mac: mac))
 
         case .createTap(let name, let owner):
@@ -203,8 +224,8 @@ public final class Executor {
             try g.writeFile(d.confPath, d.conf)
             let started: (pid: Int32, startTime: UInt64)
             do { started = try g.start(d.argv, pidfile: d.pidfile) } catch let e as KVMNetError {
-                throw KVMNetError.failure("dnsmasq did not start: \(e.description)"
-                    + (e.description.contains("status 2") ? " (an address or port it needs is in use: see `kvmnet doctor`; --dns off avoids port 53)" : ""))
+                throw KVMNetError.failure(e.description
+                    + (e.description.contains("exited with status 2:") ? " (dnsmasq's status 2: an address or port it needs is in use; see `kvmnet doctor`, and --dns off avoids port 53)" : ""))
             }
             let i = record.journal.firstIndex(of: entry)!
             record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
@@ -339,8 +360,8 @@ extension HostEnvironment {
         let pid = d.pid ?? Int32(g.readText(d.pidfile).trimmingCharacters(in: .whitespacesAndNewlines))
         guard let pid, let st = g.startTime(of: pid) else { return nil }
         if let recorded = d.startTime, recorded != st { return nil }
-        let cmdline = g.readText("/proc/\(pid)/cmdline").replacingOccurrences(of: "\0", with: " ")
-        guard cmdline.contains(d.conf) else { return nil }
+        // Exactly the command line kvmnet started, not just one that mentions the file.
+        guard g.readText("/proc/\(pid)/cmdline").split(separator: "\0").contains(Substring("--conf-file=\(d.conf)")) else { return nil }
         return (pid, st)
     }
 }

@@ -82,7 +82,11 @@ extension NetworkDriver {
                 records[i].pid = pid
                 records[i].startTime = start
                 try env.state.withLock {
-                    var r = try env.state.load(network) ?? record
+                    // `down` took the network away meanwhile: this guest must not outlive it.
+                    guard var r = try env.state.load(network) else {
+                        _ = stopGuests([records[i]], network: network, timeout: 0)
+                        throw KVMNetError.failure("network \(network) was taken down while its guests were starting")
+                    }
                     r.guests = records
                     try env.state.save(r)
                 }

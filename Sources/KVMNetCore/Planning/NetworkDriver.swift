@@ -80,7 +80,8 @@ public final class NetworkDriver {
             }
             spec = r.spec
         } else {
-            let (backend, why) = try Doctor.chooseBackend(request.firewall ?? .auto, facts)
+            let servesHost = request.model.hasHostAddress && (request.dhcp != false || request.dns != false)
+            let (backend, why) = try Doctor.chooseBackend(request.firewall ?? .auto, facts, servesHost: servesHost)
             reason = why
             spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace, backend: backend)
         }
@@ -146,7 +147,7 @@ public final class NetworkDriver {
                 try executor.apply(steps) { i, step in progress(i, steps.count, step) }
             } catch {
                 if let old = existing { var r = executor.record; r.complete = old.complete; r.forwards = old.forwards; try? env.state.save(r) }
-                else { try? env.state.remove(spec.name) }
+                else if !executor.rollbackLeftovers { try? env.state.remove(spec.name) }
                 throw error
             }
             record = executor.record
@@ -193,6 +194,13 @@ public final class NetworkDriver {
         }
         return try env.state.withLock {
             guard var record = try env.state.load(name) else { return notUp }
+            // Guests an `up --guests` recorded while they were being stopped: stop them too.
+            if !dryRun, let late = record.guests, !late.isEmpty {
+                let survivors = stopGuests(late, network: name, timeout: 0)
+                if !survivors.isEmpty {
+                    throw KVMNetError.failure("could not stop \(survivors.joined(separator: ", ")); the network is left up")
+                }
+            }
             var keep: Set<String> = []
             var others = try env.state.all().filter { $0.name != name }
             for entry in record.journal {
@@ -234,7 +242,8 @@ public final class NetworkDriver {
 
     /// The state of each recorded network and how the kernel differs from its record.
     public func status(_ name: NetworkName? = nil) throws -> [NetworkStatus] {
-        if env.canAdministerNetwork { try reapLazyNetworks() }
+        // Reaping changes the host: only when the question is about every network.
+        if env.canAdministerNetwork, name == nil { try reapLazyNetworks() }
         var records = try env.state.all()
         if let n = name { records = records.filter { $0.name == n } }
         if records.isEmpty { return [] }

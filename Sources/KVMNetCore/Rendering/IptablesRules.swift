@@ -3,8 +3,12 @@ import Foundation
 /// The iptables rules of one network: data first, rendered to `iptables-restore` text.
 ///
 /// Layout (as libvirt and Docker do, but in kvmnet's own chains only):
-/// - `filter` `KVMNET-FWD-<NET>`, jumped to from the top of `FORWARD` (and from `DOCKER-USER`
-///   when that chain exists): what may cross the bridge through the host.
+/// - `filter` `KVMNET-FWI-<NET>`, jumped to from the top of `FORWARD` (and of `DOCKER-USER` when
+///   that chain exists): what may enter the bridge through the host, and frames between its ports.
+/// - `filter` `KVMNET-FWO-<NET>`, jumped to right after the last kvmnet `FWI` jump: what may
+///   leave the bridge. Every network's inbound rules come before any network's outbound accepts
+///   (as libvirt's LIBVIRT_FWI before LIBVIRT_FWO), so one network's outbound accept can never
+///   let its guests into another network's guests that refuse new connections.
 /// - `filter` `KVMNET-IN-<NET>`, jumped to from `INPUT` (isolated only): guests cannot reach the host.
 /// - `nat` `KVMNET-NAT-<NET>`, jumped to from `POSTROUTING` (nat only): masquerade the subnet.
 /// Every rule carries the comment `kvmnet:<NET>`. Rules are written in the canonical form
@@ -21,6 +25,8 @@ public struct IptablesRuleset: Equatable, Sendable {
         public var match: String = ""
         /// A second built-in chain that jumps here too.
         public var alsoHook: String? = nil
+        /// The jump goes right after the last kvmnet inbound (`KVMNET-FWI-`) jump, not at the top.
+        public var afterInbound = false
     }
 
     public var network: NetworkName
@@ -37,33 +43,31 @@ public struct IptablesRuleset: Equatable, Sendable {
         let c = "-m comment --comment \"kvmnet:\(spec.name.rawValue)\""
         let suffix = spec.name.chainSuffix
         let reject = "-j REJECT --reject-with icmp-port-unreachable"
-        var fwd: [String] = []
+        var inbound = ["-i \(br) -o \(br) \(c) -j ACCEPT"]
+        var outbound: [String] = []
         var chains: [Chain] = []
         switch spec.model {
         case .isolated:
-            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
-                   "-i \(br) \(c) \(reject)",
-                   "-o \(br) \(c) \(reject)"]
+            inbound.append("-o \(br) \(c) \(reject)")
+            outbound = ["-i \(br) \(c) \(reject)"]
         case .routed:
             let net = spec.subnet!.subnet.description
-            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
-                   "-s \(net) -i \(br) \(c) -j ACCEPT",
-                   "-d \(net) -o \(br) \(c) -j ACCEPT",
-                   "-i \(br) \(c) \(reject)",
-                   "-o \(br) \(c) \(reject)"]
+            inbound += ["-d \(net) -o \(br) \(c) -j ACCEPT", "-o \(br) \(c) \(reject)"]
+            outbound = ["-s \(net) -i \(br) \(c) -j ACCEPT", "-i \(br) \(c) \(reject)"]
         case .nat:
             let net = spec.subnet!.subnet.description
-            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT",
-                   "-s \(net) -i \(br) \(c) -j ACCEPT",
-                   "-d \(net) -o \(br) -m conntrack --ctstate RELATED,ESTABLISHED \(c) -j ACCEPT",
-                   // Forwarded ports: whatever kvmnet's DNAT sent towards the guests.
-                   "-d \(net) -o \(br) -m conntrack --ctstate DNAT \(c) -j ACCEPT",
-                   "-i \(br) \(c) \(reject)",
-                   "-o \(br) \(c) \(reject)"]
+            inbound += ["-d \(net) -o \(br) -m conntrack --ctstate RELATED,ESTABLISHED \(c) -j ACCEPT",
+                        // Forwarded ports: whatever kvmnet's DNAT sent towards the guests.
+                        "-d \(net) -o \(br) -m conntrack --ctstate DNAT \(c) -j ACCEPT",
+                        "-o \(br) \(c) \(reject)"]
+            outbound = ["-s \(net) -i \(br) \(c) -j ACCEPT", "-i \(br) \(c) \(reject)"]
         case .bridged:
-            fwd = ["-i \(br) -o \(br) \(c) -j ACCEPT"]
+            break
         }
-        chains.append(Chain(table: "filter", name: "KVMNET-FWD-\(suffix)", rules: fwd, hook: "FORWARD"))
+        chains.append(Chain(table: "filter", name: "KVMNET-FWI-\(suffix)", rules: inbound, hook: "FORWARD"))
+        if !outbound.isEmpty {
+            chains.append(Chain(table: "filter", name: "KVMNET-FWO-\(suffix)", rules: outbound, hook: "FORWARD", afterInbound: true))
+        }
         if spec.model == .isolated {
             chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)",
                                 rules: ["-i \(br) \(c) \(reject)"], hook: "INPUT"))
@@ -109,14 +113,18 @@ public struct IptablesRuleset: Equatable, Sendable {
         (chain.match.isEmpty ? "" : chain.match + " ") + "\(commentMatch) -j \(chain.name)"
     }
 
-    /// The jumps this ruleset wants, given which user chains exist (`DOCKER-USER` gets one too).
+    /// The jumps this ruleset wants, given which user chains exist (`DOCKER-USER` gets them too).
     public func jumps(existingChains: Set<String>) -> [FirewallJump] {
-        var out: [FirewallJump] = []
+        jumpsWithPlacement(existingChains: existingChains).map(\.0)
+    }
+
+    func jumpsWithPlacement(existingChains: Set<String>) -> [(FirewallJump, afterInbound: Bool)] {
+        var out: [(FirewallJump, Bool)] = []
         for ch in chains {
-            out.append(FirewallJump(table: ch.table, from: ch.hook, rule: jumpRule(to: ch)))
-            if let also = ch.alsoHook { out.append(FirewallJump(table: ch.table, from: also, rule: jumpRule(to: ch))) }
+            out.append((FirewallJump(table: ch.table, from: ch.hook, rule: jumpRule(to: ch)), ch.afterInbound))
+            if let also = ch.alsoHook { out.append((FirewallJump(table: ch.table, from: also, rule: jumpRule(to: ch)), ch.afterInbound)) }
             if ch.hook == "FORWARD" && existingChains.contains("filter:DOCKER-USER") {
-                out.append(FirewallJump(table: ch.table, from: "DOCKER-USER", rule: jumpRule(to: ch)))
+                out.append((FirewallJump(table: ch.table, from: "DOCKER-USER", rule: jumpRule(to: ch)), ch.afterInbound))
             }
         }
         return out
@@ -142,8 +150,18 @@ public struct IptablesRuleset: Equatable, Sendable {
             add(ch.table, ":\(ch.name) - [0:0]")
             for r in ch.rules { add(ch.table, "-A \(ch.name) \(r)") }
         }
-        for j in jumps(existingChains: present.chainNames) where !present.contains(j) {
-            add(j.table, "-I \(j.from) 1 \(j.rule)")
+        // Inbound jumps at the top; outbound ones right after the last kvmnet inbound jump,
+        // counted on the chain as it will be once the lines before them are applied.
+        var lists: [String: [String]] = [:]
+        let wanted = jumpsWithPlacement(existingChains: present.chainNames).filter { !present.contains($0.0) }
+        for (j, after) in wanted.sorted(by: { !$0.afterInbound && $1.afterInbound }) {
+            let key = "\(j.table):\(j.from)"
+            var list = lists[key] ?? present.rules[key] ?? []
+            var position = 0
+            if after, let last = list.lastIndex(where: { $0.contains("-j KVMNET-FWI-") }) { position = last + 1 }
+            list.insert(IptablesState.normalise("-A \(j.from) \(j.rule)"), at: position)
+            lists[key] = list
+            add(j.table, "-I \(j.from) \(position + 1) \(j.rule)")
         }
         return order.map { t in "*\(t)\n" + byTable[t]!.joined(separator: "\n") + "\nCOMMIT\n" }.joined()
     }

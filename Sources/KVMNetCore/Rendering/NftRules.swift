@@ -76,7 +76,7 @@ public struct NftRuleset: Equatable, Sendable {
             // nftables cannot fill in a checksum; a zero UDP checksum means "none" and is accepted.
             // In a base chain of its own: an accept earlier in the same chain would end evaluation.
             chains.append(Chain(name: "csum-\(n)", header: "type filter hook postrouting priority mangle; policy accept;",
-                                rules: ["oifname \(br) udp dport 68 udp checksum set 0 \(c)"]))
+                                rules: ["oifname \(br) meta nfproto ipv4 udp dport 68 udp checksum set 0 \(c)"]))
         }
         if spec.model == .nat {
             let net = spec.subnet!.subnet.description
