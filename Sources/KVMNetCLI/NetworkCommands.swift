@@ -65,6 +65,7 @@ public struct UpCommand: KVMNetCommand {
             OptionSpec("--guest-ip", value: "LIST|FIRST-LAST", help: "bridged: guest addresses on the uplink's LAN."),
             OptionSpec("--gateway", value: "IP", help: "Guests' default gateway (bridged default: the uplink's gateway)."),
             OptionSpec("--ssh-key", value: "FILE", help: "--image: public keys for the guests' cloud-init (ssh_authorized_keys)."),
+            OptionSpec("--boot-wait", value: "SECONDS", help: "How long to wait for guests to boot; 0: do not wait (default 180, images 90)."),
             OptionSpec("--dry-run", help: "Print the plan, change nothing (works without root)."),
             CommonOptions.json,
         ],
@@ -134,7 +135,8 @@ public struct UpCommand: KVMNetCommand {
             guard let text = try? String(contentsOfFile: f, encoding: .utf8) else { throw .usage("cannot read --ssh-key file '\(f)'") }
             g.sshKeys = text.split(separator: "\n").map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty && !$0.hasPrefix("#") }
         }
-        let guestOnly = ["--kernel", "--initrd", "--image", "--memory", "--cpus", "--accel", "--guest-ip", "--gateway", "--ssh-key"]
+        g.bootWait = try a.int("--boot-wait", in: 0...3600)
+        let guestOnly = ["--kernel", "--initrd", "--image", "--memory", "--cpus", "--accel", "--guest-ip", "--gateway", "--ssh-key", "--boot-wait"]
         if g.count == 0, let o = guestOnly.first(where: { a.values[$0] != nil }) {
             throw .usage("\(o) is a guest option: it needs --guests N")
         }

@@ -16,6 +16,9 @@ public struct GuestRequest: Equatable, Sendable {
     public var gateway: IPv4Address?
     /// SSH public keys for disk-image guests (`--ssh-key FILE`, its lines).
     public var sshKeys: [String] = []
+    /// How long `up` waits for the guests to boot; 0: not at all; nil: the default
+    /// (180 s for the default guest, 90 s and only a notice for disk images).
+    public var bootWait: Int?
 
     public init(count: Int) { self.count = count }
 

@@ -96,6 +96,11 @@ extension NetworkDriver {
             //    guest may never print one: for images that is a notice, not a failure.
             var isImage = false
             if case .image = boot { isImage = true }
+            if req.bootWait == 0 {
+                progress("not waiting for the guests to boot (--boot-wait 0): see their console logs in \(paths.folder)")
+                return records
+            }
+            let bootTimeout = req.bootWait.map(Double.init) ?? bootTimeout
             let t0 = g.now()
             var waiting = Set(toStart.map { records[$0].spec.name })
             while !waiting.isEmpty {
@@ -107,13 +112,20 @@ extension NetworkDriver {
                         progress("\(name) is up after \(String(format: "%.1f", g.now() - t0)) s")
                         continue
                     }
+                    // An image that is not a kvmnet guest never prints the ready line: stop
+                    // waiting once its console shows a login prompt (cirros and the like).
+                    if isImage, log.contains("login:") {
+                        waiting.remove(name)
+                        progress("\(name) shows a login prompt but no kvmnet ready line: not waiting for it; see \(paths.log(name))")
+                        continue
+                    }
                     let dead = r.pid.map { g.startTime(of: $0) != r.startTime } ?? true
                     if log.contains(QemuCommand.failedMarker(name)) || dead {
                         throw KVMNetError.failure("\(name) \(dead ? "exited" : "failed") while booting; the end of its console log:\n" + tail(log))
                     }
                 }
                 if waiting.isEmpty { break }
-                if isImage && g.now() - t0 > min(bootTimeout, 90) {
+                if isImage && req.bootWait == nil && g.now() - t0 > min(bootTimeout, 90) {
                     progress("\(waiting.sorted().joined(separator: ", ")) printed no ready line within \(Int(min(bootTimeout, 90))) s "
                              + "(not an image built by `kvmnet image build`?): see the console logs in \(paths.folder)")
                     return records
