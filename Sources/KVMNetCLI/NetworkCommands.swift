@@ -227,6 +227,7 @@ public struct DownCommand: KVMNetCommand {
             CommonOptions.network,
             OptionSpec("--all", help: "Every network of this namespace."),
             OptionSpec("--timeout", value: "SECONDS", help: "How long guests get to power off before they are stopped (default 5)."),
+            OptionSpec("--keep-disks", help: "Keep the --image guests' overlays and seeds (moved to STATE/kept-disks/)."),
             OptionSpec("--dry-run", help: "Print what would be undone, change nothing."),
         ])
 
@@ -234,10 +235,12 @@ public struct DownCommand: KVMNetCommand {
     public var all: Bool
     public var dryRun: Bool
     public var timeout: Int
+    public var keepDisks: Bool
 
     public init(_ a: ParsedArguments) throws(KVMNetError) {
         if a.has("--all") && a.value("--name") != nil { throw Self.spec.usageError("--name and --all exclude each other") }
         timeout = try a.int("--timeout", in: 0...3600) ?? 5
+        keepDisks = a.has("--keep-disks")
         name = try a.network()
         all = a.has("--all")
         dryRun = a.has("--dry-run")
@@ -252,7 +255,8 @@ public struct DownCommand: KVMNetCommand {
         var failures: [String] = []
         for n in names {
             do {
-                let o = try driver.down(n, dryRun: dryRun, guestTimeout: Double(timeout))
+                let o = try driver.down(n, dryRun: dryRun, guestTimeout: Double(timeout), keepDisks: keepDisks)
+                for d in o.keptDisks { console.out("kept \(d)\n") }
                 if !o.wasUp { console.out("network \(n) is not up; nothing to do\n"); continue }
                 if dryRun {
                     console.out("# kvmnet down --name \(n): \(o.undone.count) changes to undo (dry run: nothing changed)\n")

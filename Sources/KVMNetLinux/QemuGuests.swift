@@ -222,6 +222,16 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
 
     public func removeFile(_ path: String) { unlink(path) }
 
+    public func moveFile(_ from: String, to: String) throws -> Bool {
+        guard access(from, F_OK) == 0 else { return false }
+        let dir = (to as NSString).deletingLastPathComponent
+        do {
+            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+            try FileManager.default.moveItem(atPath: from, toPath: to)
+        } catch { throw HostError.other("move \(from) to \(to): \(error.localizedDescription)") }
+        return true
+    }
+
     public func selfPath() -> String {
         (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
     }

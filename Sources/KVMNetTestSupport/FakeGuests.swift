@@ -92,6 +92,9 @@ public final class FakeGuests: GuestControl, @unchecked Sendable {
     /// The pretend daemons that run (dnsmasq), by pid.
     public var daemons: [Int32] { locked { processes.keys.filter { files["/proc/\($0)/cmdline"] != nil && processes[$0] != nil }.sorted() } }
     public func removeFile(_ path: String) { locked { files[path] = nil } }
+    public func moveFile(_ from: String, to: String) throws -> Bool {
+        locked { guard let f = files.removeValue(forKey: from) else { return false }; files[to] = f; return true }
+    }
     public func selfPath() -> String { "/usr/local/bin/kvmnet" }
     public func sleep(seconds: Double) { locked { clock += seconds } }
     public func now() -> Double { locked { clock } }

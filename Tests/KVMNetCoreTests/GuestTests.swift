@@ -126,6 +126,23 @@ import KVMNetTestSupport
         #expect(host.snapshot() == before)
     }
 
+    @Test func downKeepsDiskImagesWhenAsked() throws {
+        let host = FakeHost.sandbox()
+        let guests = FakeGuests()
+        let driver = NetworkDriver(env: host.environment(guests: guests))
+        _ = try driver.up(UpRequest(model: .isolated))
+        var req = GuestRequest(count: 1)
+        req.boot = .image("/images/base.qcow2")
+        req.bootWait = 0
+        _ = try driver.launchGuests(req, network: .default) { _ in }
+        #expect(guests.files["/run/kvmnet/netns-test/default/guest01.qcow2"] != nil)
+        #expect(guests.files["/run/kvmnet/netns-test/default/guest01-seed.img"]?.contains("== kvmnet.env") == true)
+        let down = try driver.down(.default, guestTimeout: 0, keepDisks: true)
+        #expect(down.keptDisks.count == 2)
+        #expect(down.keptDisks.allSatisfy { $0.hasPrefix("/run/kvmnet/netns-test/kept-disks/default-") && guests.files[$0] != nil })
+        #expect(guests.files["/run/kvmnet/netns-test/default/guest01.qcow2"] == nil)
+    }
+
     @Test func aGuestThatNeverBootsFailsNamingIt() throws {
         let host = FakeHost.sandbox()
         let guests = FakeGuests()

@@ -450,26 +450,54 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(try s.snapshot() == before)
     }
 
-    /// A DNS server on every address of port 53 stops `up` before anything changes, naming it and
-    /// `--dns off`, which then works.
+    /// Port clashes, as a table of cases: a resolver on 127.0.0.53 only is harmless; a DNS server
+    /// on every address of port 53 stops `up` before anything changes, naming it and `--dns off`,
+    /// which then works; a wildcard server started after `up` fails in turn.
     @Test(needsRootAndBinary, .enabled(if: access("/usr/sbin/dnsmasq", X_OK) == 0, "needs dnsmasq-base"))
-    func aWildcardDnsServerIsAPortClash() throws {
+    func portClashes() throws {
         let s = try Sandbox("clash")
         defer { s.destroy() }
-        var pid: pid_t = 0
-        let argv = ["ip", "netns", "exec", s.host, "dnsmasq", "-k", "--port=53", "--no-resolv", "--conf-file=/dev/null",
-                    "--pid-file=", "--user=nobody"]
-        let cArgs = argv.map { strdup($0) } + [nil]
-        defer { cArgs.forEach { free($0) } }
-        #expect(posix_spawnp(&pid, "ip", nil, nil, cArgs, environ) == 0)
-        defer { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
-        usleep(300_000)
+        func server(_ extra: [String]) -> pid_t {
+            var pid: pid_t = 0
+            let argv = ["ip", "netns", "exec", s.host, "dnsmasq", "-k", "--port=53", "--no-resolv", "--conf-file=/dev/null",
+                        "--pid-file=", "--user=nobody"] + extra
+            let cArgs = argv.map { strdup($0) } + [nil]
+            defer { cArgs.forEach { free($0) } }
+            var actions = posix_spawn_file_actions_t()
+            posix_spawn_file_actions_init(&actions)
+            defer { posix_spawn_file_actions_destroy(&actions) }
+            posix_spawn_file_actions_addopen(&actions, 2, "/dev/null", O_WRONLY, 0)
+            _ = posix_spawnp(&pid, "ip", &actions, nil, cArgs, environ)
+            usleep(400_000)
+            return pid
+        }
+        func stop(_ pid: pid_t) { kill(pid, SIGKILL); var st: Int32 = 0; waitpid(pid, &st, 0) }
+        func exited(_ pid: pid_t) -> Bool { var st: Int32 = 0; return waitpid(pid, &st, WNOHANG) == pid }
+        _ = try s.inHost("ip", "addr", "add", "127.0.0.53/8", "dev", "lo")
+
+        // 1. A resolver on 127.0.0.53 only: harmless.
+        let resolver = server(["--listen-address=127.0.0.53", "--bind-interfaces"])
+        let r1 = try s.kvmnet("up", "nat")
+        #expect(r1.status == 0, "\(r1.stderr)")
+        #expect(try s.kvmnet("down").status == 0)
+        stop(resolver)
+
+        // 2. A wildcard DNS server before `up`: refused, nothing changed; --dns off works.
+        let wildcard = server([])
         let before = try s.snapshot()
-        let r = try s.kvmnet("up", "nat")
-        #expect(r.status == 1 && r.stderr.contains("port 53 on every address") && r.stderr.contains("--dns off"), "\(r.stderr)")
+        let r2 = try s.kvmnet("up", "nat")
+        #expect(r2.status == 1 && r2.stderr.contains("port 53 on every address") && r2.stderr.contains("--dns off"), "\(r2.stderr)")
         #expect(try s.snapshot() == before)
-        let ok = try s.kvmnet("up", "nat", "--dns", "off")
-        #expect(ok.status == 0, "\(ok.stderr)")
+        let r3 = try s.kvmnet("up", "nat", "--dns", "off")
+        #expect(r3.status == 0, "\(r3.stderr)")
+        #expect(try s.kvmnet("down").status == 0)
+        stop(wildcard)
+
+        // 3. A wildcard DNS server after `up`: it is the one that cannot start.
+        #expect(try s.kvmnet("up", "nat").status == 0)
+        let late = server([])
+        #expect(exited(late), "a wildcard DNS server started beside the network's dnsmasq")
+        if !exited(late) { stop(late) }
         #expect(try s.kvmnet("down").status == 0)
     }
 

@@ -34,6 +34,8 @@ public protocol GuestControl: AnyObject, Sendable {
     /// Writes a plain file (mode 0644), replacing it atomically.
     func writeFile(_ path: String, _ text: String) throws
     func removeFile(_ path: String)
+    /// Moves a file, creating the destination folder; false when there was nothing to move.
+    func moveFile(_ from: String, to: String) throws -> Bool
     /// The absolute path of the running kvmnet binary, for the hooks it writes.
     func selfPath() -> String
     /// Sleeps the calling thread.

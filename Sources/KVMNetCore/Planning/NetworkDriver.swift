@@ -24,6 +24,8 @@ public struct DownOutcome: Sendable {
     public var handedOver: [String]
     /// Guests stopped (or, with --dry-run, to stop).
     public var guests: [String]
+    /// Disks `--keep-disks` moved out of the state folder.
+    public var keptDisks: [String] = []
 }
 
 /// The operations behind `up`, `down` and `status`, against an injected host.
@@ -178,7 +180,9 @@ public final class NetworkDriver {
 
     /// Removes exactly what `up` created and restores what it changed.
     /// A network that is not up is not an error (`wasUp` false).
-    public func down(_ name: NetworkName, dryRun: Bool = false, guestTimeout: Double = 5) throws -> DownOutcome {
+    /// - Parameter keepDisks: move the guests' qcow2 overlays and seeds out of the state folder
+    ///   (to `kept-disks/NET-TIME/` beside it) instead of deleting them with it.
+    public func down(_ name: NetworkName, dryRun: Bool = false, guestTimeout: Double = 5, keepDisks: Bool = false) throws -> DownOutcome {
         let notUp = DownOutcome(network: name, wasUp: false, undone: [], handedOver: [], guests: [])
         // Nothing recorded: nothing to lock (and no folder to create for the lock).
         guard let first = try env.state.load(name) else { return notUp }
@@ -234,9 +238,20 @@ public final class NetworkDriver {
                 throw KVMNetError.failure("down of \(name) is incomplete (its record keeps what is left): "
                     + problems.map(\.1).joined(separator: "; "))
             }
+            var kept: [String] = []
+            if keepDisks, let g = env.guests {
+                let paths = GuestPaths(folder: env.state.folder(for: name))
+                let target = (paths.folder as NSString).deletingLastPathComponent + "/kept-disks/\(name)-\(Int(Date().timeIntervalSince1970))"
+                for gr in guests {
+                    for f in [paths.overlay(gr.spec.name), paths.seed(gr.spec.name)] {
+                        let to = target + "/" + (f as NSString).lastPathComponent
+                        if try g.moveFile(f, to: to) { kept.append(to) }
+                    }
+                }
+            }
             try env.state.remove(name)
             return DownOutcome(network: name, wasUp: true, undone: Array(undone), handedOver: keep.sorted(),
-                               guests: guests.map(\.spec.name))
+                               guests: guests.map(\.spec.name), keptDisks: kept)
         }
     }
 
