@@ -450,6 +450,35 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(try s.snapshot() == before)
     }
 
+    /// DHCP replies carry a checksum the strictest client accepts: filled in by iptables'
+    /// CHECKSUM target ("udp sum ok"), zero ("no checksum") on nftables, which cannot fill one in.
+    @Test(needsRootAndBinary, .enabled(if: access("/usr/sbin/dnsmasq", X_OK) == 0 && access("/usr/bin/tcpdump", X_OK) == 0,
+                                       "needs dnsmasq-base and tcpdump"),
+          arguments: ["iptables", "nftables"])
+    func dhcpRepliesChecksums(_ firewall: String) throws {
+        let s = try Sandbox("csum" + firewall.prefix(1))
+        let client = s.host + "-c"
+        defer { _ = try? s.runner.run(["ip", "netns", "del", client], stdin: nil); s.destroy() }
+        #expect(try s.kvmnet("up", "nat", "--firewall", firewall).status == 0)
+        try s.sh("ip", "netns", "add", client)
+        try s.sh("ip", "-n", s.host, "link", "add", "c1", "type", "veth", "peer", "name", "eth0", "netns", client)
+        try s.sh("ip", "-n", s.host, "link", "set", "c1", "master", "br-in", "up")
+        try s.sh("ip", "-n", client, "link", "set", "eth0", "up")
+        var pid: pid_t = 0
+        let capture = s.stateDir + "/dhcp.pcap.txt"
+        let argv = ["sh", "-c", "exec ip netns exec \(s.host) timeout 10 tcpdump -i c1 -vv -n -c 1 'udp src port 67' > \(capture) 2>/dev/null"]
+        let cArgs = argv.map { strdup($0) } + [nil]
+        defer { cArgs.forEach { free($0) } }
+        #expect(posix_spawnp(&pid, "sh", nil, nil, cArgs, environ) == 0)
+        usleep(700_000)
+        _ = try s.runner.run(["ip", "netns", "exec", client, "timeout", "8", "busybox", "udhcpc", "-i", "eth0", "-n", "-q", "-s", "/bin/true"], stdin: nil)
+        var st: Int32 = 0
+        waitpid(pid, &st, 0)
+        let seen = (try? String(contentsOfFile: capture, encoding: .utf8)) ?? ""
+        #expect(seen.contains(firewall == "iptables" ? "udp sum ok" : "no cksum"), "\(seen)")
+        #expect(try s.kvmnet("down").status == 0)
+    }
+
     /// Port clashes, as a table of cases: a resolver on 127.0.0.53 only is harmless; a DNS server
     /// on every address of port 53 stops `up` before anything changes, naming it and `--dns off`,
     /// which then works; a wildcard server started after `up` fails in turn.
