@@ -22,9 +22,15 @@ run() { # MODEL
   local model=$1 ok=0
   sandbox_create
   local before; before=$(sandbox_snapshot)
-  local n=2; [ "$model" = isolated ] && n=1
-  kv up "$model" --guests $n --image "$disk" --accel tcg >/dev/null || { say "$model: up failed"; sandbox_destroy; return 1; }
+  local n=2 extra=() net=$model; [ "$model" = isolated ] && n=1
+  # libvirt's isolated semantics: a bridge address that serves only DHCP and DNS.
+  [ "$model" = isolated-dhcp ] && { net=isolated; extra=(--dhcp on); }
+  kv up "$net" --guests $n --image "$disk" --accel tcg "${extra[@]}" >/dev/null || { say "$model: up failed"; sandbox_destroy; return 1; }
   case $model in
+    isolated-dhcp)
+      kv verify >/dev/null || { say "isolated-dhcp: verify failed"; kv verify >&2 || true; ok=1; }
+      check "isolated-dhcp: guest01 got its static address by DHCP, no router" yes \
+        "$(kv exec guest01 -- sh -c 'ip -4 addr show dev eth0 | grep -q "inet 10.0.1.1/24" && ! ip route | grep -q default' && echo yes || echo no)" || ok=1 ;;
     nat)
       kv verify >/dev/null || { say "nat: verify failed"; kv verify >&2 || true; ok=1; }
       check "nat: guest01 got its static address by DHCP" yes \
@@ -43,7 +49,7 @@ run() { # MODEL
   return $ok
 }
 
-for m in nat isolated; do
+for m in nat isolated isolated-dhcp; do
   if run "$m"; then passed=$((passed + 1)); say "$m: PASS"; else failed=$((failed + 1)); say "$m: FAIL"; fi
 done
 if [ "$(sha256sum "$disk" | cut -d' ' -f1)" = "$sum" ]; then say "the base image is unchanged"; else say "FAIL: the base image was written"; failed=$((failed + 1)); fi

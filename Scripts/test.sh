@@ -35,4 +35,4 @@ Scripts/e2e-hooks.sh
 echo "test: end to end, disk-image guests (DHCP, seeds)" >&2
 Scripts/e2e-images.sh
 echo "test: done in $((SECONDS - t0)) s"
-echo "test: $((units + 18)) passed, 0 failed"
+echo "test: $((units + 19)) passed, 0 failed"

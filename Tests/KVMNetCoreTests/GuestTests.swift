@@ -185,6 +185,32 @@ import KVMNetTestSupport
         #expect(try JSONSerialization.jsonObject(with: Data(files["meta-data"]!.utf8)) is [String: Any])
     }
 
+    /// libvirt's isolated semantics with --dhcp on: a host address serving only DHCP and DNS,
+    /// no router offered, everything else to the host refused; verify expects exactly that.
+    @Test func isolatedWithDhcpServesOnlyDhcpAndDns() throws {
+        let host = FakeHost.sandbox()
+        var r = UpRequest(model: .isolated)
+        r.dhcp = true
+        r.firewall = .iptables
+        let plan = try NetworkDriver(env: host.environment).plan(r)
+        #expect(plan.spec.hostAddress?.description == "10.0.1.254/24")
+        #expect(plan.spec.servesDHCP && plan.spec.servesDNS && !plan.spec.model.needsForwarding)
+        let conf = DnsmasqPlan(spec: plan.spec, guests: [], folder: "/f", user: "dnsmasq").conf
+        #expect(conf.contains("dhcp-option=option:router\n"))
+        #expect(!conf.contains("option:router,"))
+        let input = IptablesRuleset(spec: plan.spec).chains.first { $0.name == "KVMNET-IN-DEFAULT" }!.rules
+        #expect(input.count == 4 && input.last!.contains("REJECT") && input.dropLast().allSatisfy { $0.contains("ACCEPT") })
+        let gs = try GuestPlanner.guests(GuestRequest(count: 2), spec: plan.spec, namespace: Self.ns, lanGateway: nil, lan: nil)
+        #expect(gs.map { $0.address!.description } == ["10.0.1.1/24", "10.0.1.2/24"] && gs.allSatisfy { $0.gateway == nil })
+        let checks = VerifyPlan.checks(spec: plan.spec, guests: gs, bridgeAddress: IPv4Address("10.0.1.254"),
+                                       uplinkAddress: IPv4Address("10.241.96.176"), outside: IPv4Address("10.241.96.1"))
+        #expect(checks.first { $0.check == "guest01 → bridge address" }?.expected == .no)
+        #expect(checks.first { $0.check == "guest01 → DNS on the bridge address" }?.expected == .yes)
+        _ = try NetworkDriver(env: host.environment).up(r)
+        #expect(host.sysctls["net/ipv4/ip_forward"] == "0")
+        #expect(host.addressTable.contains { $0.interface == "br-in" && $0.address == "10.0.1.254" })
+    }
+
     @Test func dynamicRangeLiesAboveTheStaticBlock() {
         let (a, b) = DnsmasqPlan.dynamicRange(subnet: CIDRv4("192.168.1.0/24")!, host: IPv4Address("192.168.1.254")!)
         #expect(a.description == "192.168.1.100" && b.description == "192.168.1.253")

@@ -82,7 +82,8 @@ public final class NetworkDriver {
             }
             spec = r.spec
         } else {
-            let servesHost = request.model.hasHostAddress && (request.dhcp != false || request.dns != false)
+            let servesHost = (request.model.hasHostAddress && (request.dhcp != false || request.dns != false))
+                || (request.model == .isolated && (request.dhcp == true || request.dns == true))
             let (backend, why) = try Doctor.chooseBackend(request.firewall ?? .auto, facts, servesHost: servesHost)
             reason = why
             spec = try SpecResolver.resolve(request, links: host.links, routes: host.routes, namespace: env.namespace, backend: backend)

@@ -92,7 +92,7 @@ public enum Planner {
                     + "once moved to \(spec.bridge) the DHCP client would not renew it; configure the bridge in your network manager, or pass --force")
             }
         }
-        if spec.model.hasHostAddress, let subnet = spec.subnet {
+        if spec.hostAddress != nil, let subnet = spec.subnet {
             for a in host.addresses where a.interface != spec.bridge.rawValue {
                 if let c = a.ipv4, c.overlaps(subnet) {
                     throw .failure("subnet \(subnet) overlaps address \(c) on \(a.interface); choose another --subnet")

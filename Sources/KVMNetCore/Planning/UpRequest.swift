@@ -35,7 +35,9 @@ public enum SpecResolver {
         }
         switch r.model {
         case .isolated:
-            if r.address != nil { throw .usage("--address: an isolated network has no host address") }
+            if r.address != nil && r.dhcp != true && r.dns != true {
+                throw .usage("--address: an isolated network has no host address (unless it serves --dhcp on)")
+            }
             if r.uplink != nil { throw .usage("--uplink is only for the bridged model") }
         case .routed, .nat:
             if r.uplink != nil { throw .usage("--uplink is only for the bridged model") }
@@ -53,17 +55,14 @@ public enum SpecResolver {
         if let s = r.subnet, s.address != s.network {
             throw .usage("subnet \(s) has host bits set: did you mean \(s.subnet)?")
         }
-        if let a = r.address, r.model.hasHostAddress {
-            let subnet = r.subnet ?? defaultRoutedSubnet
+        if let a = r.address {
+            let subnet = r.subnet ?? (r.model == .isolated ? defaultIsolatedSubnet : defaultRoutedSubnet)
             if !subnet.contains(a) || a == subnet.network || a == subnet.broadcast {
                 throw .usage("address \(a) is not a host address inside the subnet \(subnet)")
             }
         }
         if r.model == .bridged && (r.dhcp == true || r.dns == true) {
             throw .usage("a bridged network never runs DHCP or DNS: it would be a rogue server on the uplink's LAN")
-        }
-        if r.model == .isolated && (r.dhcp == true || r.dns == true) {
-            throw .usage("--dhcp/--dns on an isolated network is not supported yet: give the guests static addresses")
         }
         if !r.forwards.isEmpty && r.model != .nat {
             throw .usage("--forward is for the nat model: " + (r.model == .routed ? "routed guests are reachable directly" : "\(r.model) guests are not behind the host's address"))
@@ -103,7 +102,10 @@ public enum SpecResolver {
         var mac = MACAddress.stable(prefix: [0x02, 0x6b, 0x76], seed: "bridge:\(namespace.inode):\(r.name)")
         switch r.model {
         case .isolated:
-            subnet = r.subnet ?? defaultIsolatedSubnet
+            let s = r.subnet ?? defaultIsolatedSubnet
+            subnet = s
+            // With --dhcp on, a host address that serves only DHCP and DNS (libvirt's isolated networks).
+            if r.dhcp == true || r.dns == true { hostAddress = s.with(address: r.address ?? s.lastHost) }
         case .routed, .nat:
             let s = r.subnet ?? defaultRoutedSubnet
             subnet = s

@@ -52,7 +52,13 @@ public enum VerifyPlan {
                 out.append(VerifyCheck(check: "\(g.name) → \(peer.name)", from: g.name, target: a.address.description, expected: .yes))
             }
             if let b = bridgeAddress {
-                out.append(VerifyCheck(check: "\(g.name) → bridge address", from: g.name, target: b.description, expected: .yes))
+                // An isolated network's bridge address serves only DHCP and DNS.
+                out.append(VerifyCheck(check: "\(g.name) → bridge address", from: g.name, target: b.description,
+                                       expected: m == .isolated ? .no : .yes))
+                if spec.servesDNS {
+                    out.append(VerifyCheck(check: "\(g.name) → DNS on the bridge address", from: g.name,
+                                           target: "dns:\(g.name).\(spec.name).kvmnet@\(b)", expected: .yes))
+                }
             }
             if let u = uplinkAddress, u != bridgeAddress || m != .bridged {
                 out.append(VerifyCheck(check: "\(g.name) → host's uplink address", from: g.name, target: u.description,
@@ -76,6 +82,10 @@ public enum VerifyPlan {
 
     /// The shell line a guest runs for a check: exit 0 when the target answers.
     public static func guestCommand(_ c: VerifyCheck) -> String {
+        if c.target.hasPrefix("dns:") {
+            let parts = c.target.dropFirst(4).split(separator: "@")
+            return "nslookup \(parts[0]) \(parts[1]) 2>/dev/null | grep -q '^Name:'"
+        }
         if c.target.hasPrefix("fe80:") {
             // A guest that just booted gets its own link-local address only once the link is
             // ready, and then runs duplicate address detection on it (flag 0x40 in

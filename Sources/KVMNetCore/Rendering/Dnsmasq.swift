@@ -26,8 +26,9 @@ public struct DnsmasqPlan: Codable, Equatable, Sendable {
         if spec.servesDHCP, let subnet = spec.subnet?.subnet, let host = spec.hostAddress?.address {
             let (first, last) = Self.dynamicRange(subnet: subnet, host: host)
             let mask = IPv4Address(subnet.mask)
-            lines += ["dhcp-range=\(first),\(last),\(mask),1h", "dhcp-authoritative", "dhcp-leasefile=\(leasefile)", "no-ping",
-                      "dhcp-option=option:router,\(host)"]
+            lines += ["dhcp-range=\(first),\(last),\(mask),1h", "dhcp-authoritative", "dhcp-leasefile=\(leasefile)", "no-ping"]
+            // An isolated network has no router: an empty option stops dnsmasq offering itself.
+            lines.append(spec.model == .isolated ? "dhcp-option=option:router" : "dhcp-option=option:router,\(host)")
             if spec.servesDNS { lines.append("dhcp-option=option:dns-server,\(host)") }
             // busybox udhcpc never asks for the MTU: force it.
             if spec.mtu != 1500 { lines.append("dhcp-option-force=option:mtu,\(spec.mtu)") }
@@ -57,10 +58,23 @@ public struct DnsmasqPlan: Codable, Equatable, Sendable {
 }
 
 extension NetworkSpec {
-    /// DHCP: on by default for routed and nat; never for bridged (a rogue server on the LAN).
-    public var servesDHCP: Bool { model.hasHostAddress && (dhcp ?? true) }
+    /// DHCP: on by default for routed and nat; on an isolated network only with `--dhcp on`
+    /// (libvirt's isolated semantics); never for bridged (a rogue server on the LAN).
+    public var servesDHCP: Bool {
+        switch model {
+        case .routed, .nat: return dhcp ?? true
+        case .isolated: return dhcp == true
+        case .bridged: return false
+        }
+    }
     /// DNS for the network's names: with DHCP unless `--dns off`.
-    public var servesDNS: Bool { model.hasHostAddress && (dns ?? true) }
+    public var servesDNS: Bool {
+        switch model {
+        case .routed, .nat: return dns ?? true
+        case .isolated: return (dhcp == true || dns == true) && dns != false
+        case .bridged: return false
+        }
+    }
     /// Whether the network runs a dnsmasq at all.
     public var runsDnsmasq: Bool { servesDHCP || servesDNS }
 }

@@ -68,18 +68,15 @@ public struct IptablesRuleset: Equatable, Sendable {
         if !outbound.isEmpty {
             chains.append(Chain(table: "filter", name: "KVMNET-FWO-\(suffix)", rules: outbound, hook: "FORWARD", afterInbound: true))
         }
-        if spec.model == .isolated {
-            chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)",
-                                rules: ["-i \(br) \(c) \(reject)"], hook: "INPUT"))
+        // To the host itself: the network's own DHCP and DNS server; for isolated nothing else.
+        var input: [String] = []
+        if spec.servesDHCP { input.append("-i \(br) -p udp -m udp --dport 67 \(c) -j ACCEPT") }
+        if spec.servesDNS {
+            input += ["-i \(br) -p udp -m udp --dport 53 \(c) -j ACCEPT", "-i \(br) -p tcp -m tcp --dport 53 \(c) -j ACCEPT"]
         }
-        if spec.runsDnsmasq {
-            // The network's own DHCP and DNS server on the host.
-            var accept: [String] = []
-            if spec.servesDHCP { accept.append("-i \(br) -p udp -m udp --dport 67 \(c) -j ACCEPT") }
-            if spec.servesDNS {
-                accept += ["-i \(br) -p udp -m udp --dport 53 \(c) -j ACCEPT", "-i \(br) -p tcp -m tcp --dport 53 \(c) -j ACCEPT"]
-            }
-            chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)", rules: accept, hook: "INPUT"))
+        if spec.model == .isolated { input.append("-i \(br) \(c) \(reject)") }
+        if !input.isEmpty {
+            chains.append(Chain(table: "filter", name: "KVMNET-IN-\(suffix)", rules: input, hook: "INPUT"))
         }
         if spec.servesDHCP {
             // DHCP replies sent over a local bridge may carry an unfilled UDP checksum

@@ -63,15 +63,11 @@ public struct NftRuleset: Equatable, Sendable {
             fwd = ["iifname \(br) oifname \(br) accept \(c)"]
         }
         chains.append(Chain(name: "fwd-\(n)", header: filter("forward"), rules: fwd))
-        if spec.model == .isolated {
-            chains.append(Chain(name: "in-\(n)", header: filter("input"), rules: ["iifname \(br) reject \(c)"]))
-        }
-        if spec.runsDnsmasq {
-            var accept: [String] = []
-            if spec.servesDHCP { accept.append("iifname \(br) udp dport 67 accept \(c)") }
-            if spec.servesDNS { accept += ["iifname \(br) udp dport 53 accept \(c)", "iifname \(br) tcp dport 53 accept \(c)"] }
-            chains.append(Chain(name: "in-\(n)", header: filter("input"), rules: accept))
-        }
+        var input: [String] = []
+        if spec.servesDHCP { input.append("iifname \(br) udp dport 67 accept \(c)") }
+        if spec.servesDNS { input += ["iifname \(br) udp dport 53 accept \(c)", "iifname \(br) tcp dport 53 accept \(c)"] }
+        if spec.model == .isolated { input.append("iifname \(br) reject \(c)") }
+        if !input.isEmpty { chains.append(Chain(name: "in-\(n)", header: filter("input"), rules: input)) }
         if spec.servesDHCP {
             // nftables cannot fill in a checksum; a zero UDP checksum means "none" and is accepted.
             // In a base chain of its own: an accept earlier in the same chain would end evaluation.
