@@ -385,7 +385,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
 extension FakeHost {
     public func which(_ program: String) -> String? {
-        if program.hasPrefix("iptables-legacy") || program == "conntrack" || program == "ss" { return nil }
+        if program.hasPrefix("iptables-legacy") || ["conntrack", "ss", "busybox"].contains(program) { return nil }
         if program.hasPrefix("iptables") { return iptablesInstalled ? "/usr/sbin/\(program)" : nil }
         if program == "nft" { return nftInstalled ? "/usr/sbin/nft" : nil }
         return "/usr/sbin/\(program)"

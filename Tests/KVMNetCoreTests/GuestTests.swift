@@ -172,15 +172,18 @@ import KVMNetTestSupport
     }
 
     /// The seed of a disk-image guest per model: static models carry the address, DHCP models do not.
-    @Test(arguments: [NetworkModel.isolated, .nat])
+    @Test(arguments: NetworkModel.allCases)
     func noCloudSeedPerModel(_ model: NetworkModel) throws {
         let s = try spec(model)
-        let g = try GuestPlanner.guests(GuestRequest(count: 1), spec: s, namespace: Self.ns, lanGateway: nil, lan: nil)[0]
+        var req = GuestRequest(count: 1)
+        if model == .bridged { req.addresses = [IPv4Address("10.241.96.90")!] }
+        let g = try GuestPlanner.guests(req, spec: s, namespace: Self.ns, lanGateway: IPv4Address("10.241.96.1"),
+                                        lan: CIDRv4("10.241.96.176/24"))[0]
         let files = NoCloudSeed.files(guest: g, spec: s, sshKeys: ["ssh-ed25519 AAAA test@example"])
         let text = files.keys.sorted().map { "== \($0)\n\(files[$0]!)" }.joined()
         if let diff = Golden.check(text, "seeds/\(model).txt") { Issue.record(Comment(rawValue: diff)) }
-        #expect(files["kvmnet.env"]!.contains("KVMNET_IP=") == (model == .isolated))
-        #expect(files["network-config"]!.contains("dhcp4: true") == (model == .nat))
+        #expect(files["kvmnet.env"]!.contains("KVMNET_IP=") == (model == .isolated || model == .bridged))
+        #expect(files["network-config"]!.contains("dhcp4: true") == (model == .nat || model == .routed))
         #expect(!files["network-config"]!.contains("to: default"), "cloud-init 22.4 aborts on routes to default")
         #expect(try JSONSerialization.jsonObject(with: Data(files["meta-data"]!.utf8)) is [String: Any])
     }

@@ -231,12 +231,27 @@ public final class Executor {
             record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
                                                             pid: started.pid, startTime: started.startTime))
             try env.state.save(record)
+            try checkServes(d)
         }
         return true
     }
 
     func daemonPid(_ d: DaemonRecord) -> (Int32, UInt64)? { env.daemonPid(d) }
     func daemonRuns(_ d: DaemonRecord) -> Bool { daemonPid(d) != nil }
+
+    /// dnsmasq reads some files only after dropping root (a hosts directory, addn-hosts): a
+    /// static entry it cannot read is silently not served. Ask it for the first guest's name
+    /// and fail loudly when it does not answer with the guest's address.
+    func checkServes(_ d: DnsmasqPlan) throws {
+        guard let (name, address, server) = d.firstStaticName, env.commands.which("busybox") != nil else { return }
+        for _ in 0..<20 {
+            if let r = try? env.commands.run(["busybox", "nslookup", name, server], stdin: nil),
+               r.status == 0, r.stdout.contains(address) { return }
+            env.guests?.sleep(seconds: 0.05)
+        }
+        throw KVMNetError.failure("dnsmasq runs but does not serve its static entries (\(name) should be \(address)); "
+            + "its user may not be able to read \(d.confPath)")
+    }
 
     func stopDaemon(_ d: DaemonRecord) {
         guard let g = env.guests, let (pid, st) = daemonPid(d) else { return }

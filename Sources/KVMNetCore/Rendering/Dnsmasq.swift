@@ -10,11 +10,23 @@ public struct DnsmasqPlan: Codable, Equatable, Sendable {
 
     public var argv: [String] { ["dnsmasq", "--conf-file=\(confPath)"] }
 
+    /// The first static guest's DNS name, its address and the server's, to check they are served.
+    public var firstStaticName: (String, String, String)? {
+        guard let line = conf.split(separator: "\n").first(where: { $0.hasPrefix("host-record=") }) else { return nil }
+        let f = line.dropFirst("host-record=".count).split(separator: ",").map(String.init)
+        guard f.count >= 3, let server = serverAddress else { return nil }
+        return (f[0], f[2], server)
+    }
+
+    /// The bridge address dnsmasq answers on.
+    var serverAddress: String?
+
     /// - Parameters:
     ///   - guests: the guests with a static entry (their MAC, address and name).
     ///   - user: the user dnsmasq drops root to (`dnsmasq` from dnsmasq-base, else `nobody`).
     public init(spec: NetworkSpec, guests: [GuestSpec], folder: String, user: String) {
         confPath = folder + "/dnsmasq.conf"
+        serverAddress = spec.hostAddress?.address.description
         pidfile = folder + "/dnsmasq.pid"
         leasefile = folder + "/dnsmasq.leases"
         let net = spec.name.rawValue
