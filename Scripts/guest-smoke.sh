@@ -20,48 +20,12 @@ export LC_ALL=C
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 swift_file=$here/../Sources/KVMNetLinux/Guest/GuestBuildScript.swift
 
-say() { printf 'guest-smoke: %s\n' "$*" >&2; }
-die() { printf 'guest-smoke: FAIL: %s\n' "$*" >&2; exit 1; }
-
-[ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, taps)"
-for t in qemu-system-x86_64 ip python3 busybox awk; do
-  command -v "$t" >/dev/null || die "missing $t (run Scripts/setup.sh)"
-done
-
-work=$(mktemp -d /tmp/kvmnet-guest-smoke.XXXXXX)
-ns=kvmnet-gsmoke-$$
-ns_created=
-pids=()
-
-cleanup() {
-  local rc=$? p i
-  trap - EXIT INT TERM HUP
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  [ -z "$ns_created" ] || ip netns del "$ns" 2>/dev/null || true
-  if [ $rc -ne 0 ] && [ -d "$work" ]; then
-    for f in "$work"/*.serial.log; do
-      [ -f "$f" ] || continue
-      say "---- last lines of $(basename "$f")"
-      tail -n 15 "$f" | tr -d '\r' >&2
-    done
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
+. "$here/lib/smoke.sh"
+smoke_init guest-smoke qemu-system-x86_64 ip python3 busybox awk
 
 # ---- 1. build ----------------------------------------------------------------------------
 [ -f "$swift_file" ] || die "missing $swift_file"
-awk '/^    public static let text: String = #"""$/ { on = 1; next } /^"""#$/ { on = 0 } on' \
-  "$swift_file" >"$work/guest-build.sh"
-[ -s "$work/guest-build.sh" ] || die "could not extract the script from $swift_file"
+extract "$swift_file" "$work/guest-build.sh"
 cache=${1:-$work/cache}
 t0=$(ms_now)
 guest=$(bash "$work/guest-build.sh" "$cache" | tail -n1) || die "guest build failed"

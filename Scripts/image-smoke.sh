@@ -27,46 +27,8 @@ here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 guest_swift=$here/../Sources/KVMNetLinux/Guest/GuestBuildScript.swift
 image_swift=$here/../Sources/KVMNetLinux/Guest/ImageBuildScript.swift
 
-say() { printf 'image-smoke: %s\n' "$*" >&2; }
-die() { printf 'image-smoke: FAIL: %s\n' "$*" >&2; exit 1; }
-
-[ "$(id -u)" -eq 0 ] || die "run as root (network namespaces, taps)"
-for t in qemu-system-x86_64 qemu-img ip python3 busybox awk genisoimage mkfs.vfat mcopy sha256sum; do
-  command -v "$t" >/dev/null || die "missing $t (run Scripts/setup.sh)"
-done
-
-work=$(mktemp -d /tmp/kvmnet-image-smoke.XXXXXX)
-ns=kvmnet-ismoke-$$
-ns_created=
-pids=()
-
-cleanup() {
-  local rc=$? p i
-  trap - EXIT INT TERM HUP
-  for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done
-  for p in "${pids[@]}"; do
-    for i in $(seq 1 50); do kill -0 "$p" 2>/dev/null || break; sleep 0.1; done
-    kill -9 "$p" 2>/dev/null || true
-  done
-  [ -z "$ns_created" ] || ip netns del "$ns" 2>/dev/null || true
-  if [ $rc -ne 0 ] && [ -d "$work" ]; then
-    for f in "$work"/*.serial.log; do
-      [ -f "$f" ] || continue
-      say "---- last lines of $(basename "$f")"
-      tail -n 15 "$f" | tr -d '\r' >&2
-    done
-  fi
-  rm -rf "$work"
-  exit $rc
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM HUP
-
-ms_now() { echo $(( $(date +%s%N) / 1000000 )); }
-extract() { # SWIFT_FILE OUT: the bash text of a `public static let text` raw string
-  awk '/^    public static let text: String = #"""$/ { on = 1; next } /^"""#$/ { on = 0 } on' "$1" >"$2"
-  [ -s "$2" ] || die "could not extract the script from $1"
-}
+. "$here/lib/smoke.sh"
+smoke_init image-smoke qemu-system-x86_64 qemu-img ip python3 busybox awk genisoimage mkfs.vfat mcopy sha256sum
 
 # ---- 1. build the guest and the disk -------------------------------------------------------
 extract "$guest_swift" "$work/guest-build.sh"
