@@ -37,11 +37,12 @@ public struct Firewall {
 
     /// Reads the host once and prepares the transaction that makes it show `plan`.
     /// - Parameter previous: the record of an earlier run (jumps it added are kept).
-    public func prepare(_ plan: FirewallPlan, previous: FirewallRecord?) throws -> Change {
+    /// - Parameter read: the host's firewall as `up` read it a moment ago (saves reading it again).
+    public func prepare(_ plan: FirewallPlan, previous: FirewallRecord?, read: FirewallFacts? = nil) throws -> Change {
         switch plan.backend {
         case .iptables:
             let ipt = Iptables(runner)
-            let present = try ipt.save()
+            let present = try read?.iptablesState ?? ipt.save()
             let rules = plan.iptables
             var rec = rules.record(existingChains: present.chainNames)
             if let old = previous, old.backend == .iptables {
@@ -56,7 +57,7 @@ public struct Firewall {
             return Change(record: rec, needed: !inPlace, apply: { try ipt.restore(script) })
         case .nftables:
             let nft = Nft(runner)
-            let present = try nft.list()
+            let present = try read?.nftRuleset.map { NftState(ruleset: $0) } ?? nft.list()
             let rules = plan.nft
             let rec = rules.record
             let inPlace = previous == rec

@@ -27,6 +27,9 @@ public struct FirewallFacts: Sendable {
     public var foreignDrops: [(table: String, chain: String, hook: String)]
     /// Rules in iptables-legacy's tables, next to iptables-nft's.
     public var legacyRules: Int
+    /// What was read, for `up` to plan its firewall change without reading again.
+    public var iptablesState: IptablesState? = nil
+    public var nftRuleset: String? = nil
     /// Programs listening on ports 53 or 67 (DNS, DHCP), as `ss` shows them.
     public var dnsDhcpListeners: [String]
 
@@ -194,12 +197,15 @@ public enum Doctor {
         let iptables = run.which("iptables-save") != nil && run.which("iptables-restore") != nil
         let nftInstalled = run.which("nft") != nil
         var state = IptablesState()
+        var readState: IptablesState? = nil
         // Without root (`up --dry-run` as a user) the firewall cannot be read: plan without it.
-        if iptables { state = (try? Iptables(run).save()) ?? IptablesState() }
+        if iptables, let s = try? Iptables(run).save() { state = s; readState = s }
         var drops: [(String, String, String)] = []
         var nftWorks = false
+        var nftText: String? = nil
         if nftInstalled, let r = try? run.run(["nft", "list", "ruleset"], stdin: nil), r.status == 0 {
             nftWorks = true
+            nftText = r.stdout
             drops = FirewallFacts.foreignDrops(in: r.stdout)
         }
         var legacy = 0
@@ -213,6 +219,8 @@ public enum Doctor {
                              bridgeNetfilter: (try? env.sysctl.read("net/bridge/bridge-nf-call-iptables")) == "1",
                              foreignDrops: drops, legacyRules: legacy, dnsDhcpListeners: listeners)
         facts.inputPolicyDrop = state.policies["filter:INPUT"] == "DROP"
+        facts.iptablesState = readState
+        facts.nftRuleset = nftText
         return facts
     }
 }

@@ -13,6 +13,8 @@ public final class Executor {
     public private(set) var performed: [HostStep] = []
     /// A failed `apply` could not undo everything: the record keeps what is left.
     public private(set) var rollbackLeftovers = false
+    /// The firewall as `plan` read it, used once by the firewall step instead of reading again.
+    public var firewallRead: FirewallFacts?
     /// Links the journal says kvmnet created (kept beside it: a thousand taps make a linear
     /// search per step quadratic).
     private var created: Set<String> = []
@@ -200,7 +202,8 @@ public final class Executor {
             let index = record.journal.firstIndex { if case .firewall = $0 { return true } else { return false } }
             var previous: FirewallRecord? = nil
             if let i = index, case .firewall(let f) = record.journal[i] { previous = f }
-            let change = try Firewall(env.commands).prepare(plan, previous: previous)
+            let change = try Firewall(env.commands).prepare(plan, previous: previous, read: firewallRead)
+            firewallRead = nil
             if !change.needed { return false }
             if let i = index {
                 // Repair or new forwards: the record grows (a DOCKER-USER chain may have appeared).

@@ -61,6 +61,8 @@ public final class NetworkDriver {
         /// Forwards this call adds (their old conntrack entries are flushed).
         public var newForwards: [PortForward]
         public var firewallReason: String
+        /// The host's firewall as read for this plan.
+        public var facts: FirewallFacts
     }
 
     /// Resolves, checks and plans `up` without changing anything.
@@ -122,7 +124,7 @@ public final class NetworkDriver {
                                   user: env.userID("dnsmasq") != nil ? "dnsmasq" : "nobody")
         }
         return UpPlan(spec: spec, steps: Planner.plan(spec, on: host, record: record, forwards: forwards, dnsmasq: dnsmasq), record: record,
-                      host: host, findings: findings, forwards: forwards, newForwards: added, firewallReason: reason)
+                      host: host, findings: findings, forwards: forwards, newForwards: added, firewallReason: reason, facts: facts)
     }
 
     /// Brings the network up, or repairs it when it is up already.
@@ -145,6 +147,7 @@ public final class NetworkDriver {
             pruneDeadHookTaps(&record)
             try env.state.save(record)
             let executor = Executor(env: env, record: record, observation: p.host)
+            executor.firewallRead = p.facts
             let before = record.journal.count
             do {
                 try executor.apply(steps) { i, step in progress(i, steps.count, step) }

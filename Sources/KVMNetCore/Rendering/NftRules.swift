@@ -163,6 +163,18 @@ public struct NftState: Equatable, Sendable {
         }
     }
 
+    /// kvmnet's table cut out of a whole `nft list ruleset`.
+    public init(ruleset: String) {
+        var block: [Substring] = []
+        var inside = false
+        for line in ruleset.split(separator: "\n", omittingEmptySubsequences: false) {
+            if line == "table \(NftRuleset.table) {" { inside = true }
+            if inside { block.append(line) }
+            if inside && line == "}" { break }
+        }
+        self.init(listing: block.joined(separator: "\n"))
+    }
+
     static func normalise(_ rule: String) -> String {
         rule.replacingOccurrences(of: #" # handle [0-9]+"#, with: "", options: .regularExpression)
             .replacingOccurrences(of: #"counter packets [0-9]+ bytes [0-9]+ "#, with: "", options: .regularExpression)
