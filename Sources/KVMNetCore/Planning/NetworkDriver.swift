@@ -160,7 +160,7 @@ public final class NetworkDriver {
             record.complete = true
             try env.state.save(record)
             try writeHooks(spec.name)
-            flushConntrack(p.newForwards)
+            flushConntrack(p.newForwards, hostAddresses: p.host.addresses.compactMap { $0.ipv4?.address })
             let changes = Array(record.journal[before...])
             let action: UpOutcome.Action = existing == nil ? .created : (executor.performed.isEmpty ? .unchanged : .repaired)
             return UpOutcome(action: action, spec: spec, steps: steps, changes: changes, performed: executor.performed,
@@ -169,16 +169,21 @@ public final class NetworkDriver {
     }
 
     /// A flow that started before a forward existed keeps its old translation: delete the
-    /// conntrack entries of the forwarded ports. Equals `conntrack -D -p PROTO --orig-port-dst PORT`.
-    func flushConntrack(_ forwards: [PortForward]) {
-        guard !forwards.isEmpty else { return }
+    /// conntrack entries of the forwarded ports to the host's own addresses (flows of other
+    /// hosts' services on that port are left alone).
+    /// Equals `conntrack -D -p PROTO --orig-port-dst PORT --orig-dst ADDRESS`, per address.
+    func flushConntrack(_ forwards: [PortForward], hostAddresses: [IPv4Address]) {
+        guard !forwards.isEmpty, !hostAddresses.isEmpty else { return }
         guard env.commands.which("conntrack") != nil else {
             env.log("notice: conntrack is not installed (apt-get install conntrack): flows already under way to a forwarded port keep their old translation")
             return
         }
         for f in forwards {
-            // Exit 1 means "no entry matched": fine.
-            _ = try? env.commands.run(["conntrack", "-D", "-p", f.proto.rawValue, "--orig-port-dst", "\(f.hostPort)"], stdin: nil)
+            for a in hostAddresses {
+                // Exit 1 means "no entry matched": fine.
+                _ = try? env.commands.run(["conntrack", "-D", "-p", f.proto.rawValue, "--orig-port-dst", "\(f.hostPort)",
+                                           "--orig-dst", a.description], stdin: nil)
+            }
         }
     }
 
