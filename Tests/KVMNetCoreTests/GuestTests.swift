@@ -55,7 +55,8 @@ import KVMNetTestSupport
             ($0 as? KVMNetError)?.description.contains("an interface named vif1.0 already exists") == true
         }
         #expect(host.snapshot() == withTap)
-        _ = before
+        try host.deleteLink(name: "vif1.0")
+        #expect(host.snapshot() == before, "a refused up changed the host")
     }
 
     @Test func tapsOfAnotherNetworkAreRefused() throws {

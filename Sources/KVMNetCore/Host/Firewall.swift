@@ -98,11 +98,13 @@ public struct Firewall {
     }
 
     /// How the host differs from `plan` (empty when it matches).
-    public func drift(_ plan: FirewallPlan, record: FirewallRecord) throws -> [String] {
+    /// - Parameter read: the backend's state read once for several networks (read here when nil).
+    public func drift(_ plan: FirewallPlan, record: FirewallRecord, read: FirewallReads? = nil) throws -> [String] {
         var out: [String] = []
+        let read = read ?? FirewallReads(runner)
         switch record.backend {
         case .iptables:
-            let present = try Iptables(runner).save()
+            let present = try read.iptables()
             for j in record.jumps where !present.contains(j) {
                 out.append("the jump from \(j.table) \(j.from) to kvmnet's chain is missing")
             }
@@ -117,7 +119,7 @@ public struct Firewall {
                 }
             }
         case .nftables:
-            let present = try Nft(runner).list()
+            let present = try read.nft()
             for ch in plan.nft.chains {
                 guard let have = present.chains[ch.name] else { out.append("nft chain \(NftRuleset.table) \(ch.name) is missing"); continue }
                 if have != ch.rules {
@@ -131,6 +133,29 @@ public struct Firewall {
             }
         }
         return out
+    }
+}
+
+/// Each backend's state, read at most once (one `iptables-save`, one `nft list table`).
+public final class FirewallReads {
+    let runner: any CommandRunner
+    private var ipt: IptablesState?
+    private var nftState: NftState?
+
+    public init(_ runner: any CommandRunner) { self.runner = runner }
+
+    public func iptables() throws -> IptablesState {
+        if let s = ipt { return s }
+        let s = try Iptables(runner).save()
+        ipt = s
+        return s
+    }
+
+    public func nft() throws -> NftState {
+        if let s = nftState { return s }
+        let s = try Nft(runner).list()
+        nftState = s
+        return s
     }
 }
 

@@ -228,16 +228,14 @@ public enum Doctor {
 extension NetworkDriver {
     /// `kvmnet forward add`: adds a forward to a nat network that is up (one firewall transaction).
     public func addForward(_ r: PortForward.Request, network: NetworkName) throws -> PortForward {
-        var request = UpRequest(model: .nat)
+        guard let record = try env.state.load(network) else { throw KVMNetError.failure("network \(network) is not up") }
+        var request = UpRequest(model: record.spec.model)
         request.name = network
         request.forwards = [r]
-        guard let record = try env.state.load(network) else { throw KVMNetError.failure("network \(network) is not up") }
-        request.model = record.spec.model
-        let outcome = try up(request)
+        _ = try up(request)
         guard let f = try env.state.load(network)?.forwards?.first(where: { $0.proto == r.proto && $0.hostPort == r.hostPort }) else {
             throw KVMNetError.failure("the forward \(r) was not recorded")
         }
-        _ = outcome
         return f
     }
 

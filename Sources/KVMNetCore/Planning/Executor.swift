@@ -246,7 +246,11 @@ public final class Executor {
     /// static entry it cannot read is silently not served. Ask it for the first guest's name
     /// and fail loudly when it does not answer with the guest's address.
     func checkServes(_ d: DnsmasqPlan) throws {
-        guard let (name, address, server) = d.firstStaticName, env.commands.which("busybox") != nil else { return }
+        guard let (name, address, server) = d.firstStaticName else { return }
+        guard env.commands.which("busybox") != nil else {
+            env.log("notice: busybox is not installed (apt-get install busybox-static): not checking that dnsmasq serves \(name)")
+            return
+        }
         for _ in 0..<20 {
             if let r = try? env.commands.run(["busybox", "nslookup", name, server], stdin: nil),
                r.status == 0, r.stdout.contains(address) { return }
@@ -274,15 +278,9 @@ public final class Executor {
         }
     }
 
-    /// Undoes `entries` in reverse. Keeps going after a failure; returns what could not be undone.
-    /// - Parameter keep: sysctl keys another network still needs (left as they are).
-    public func undo(_ entries: [JournalEntry], keep: Set<String> = []) -> [String] {
-        undoReporting(entries, keep: keep).map(\.1)
-    }
-
     /// Undoes `entries` in reverse; returns the entries that could not be undone (and stay
     /// recorded) with the reason.
-    public func undoReporting(_ entries: [JournalEntry], keep: Set<String> = []) -> [(JournalEntry, String)] {
+    public func undoReporting(_ entries: [JournalEntry]) -> [(JournalEntry, String)] {
         var problems: [(JournalEntry, String)] = []
         let links = env.links
         let taps = Set(entries.compactMap { e -> String? in if case .createdLink(let n, "tun") = e { return n } else { return nil } })
@@ -305,7 +303,6 @@ public final class Executor {
                     }
                     do { try links.deleteLink(name: name) } catch HostError.notFound {}
                 case .changedSysctl(let key, let previous, let value):
-                    if keep.contains(key) { break }
                     let current = try env.sysctl.read(key)
                     if current == value {
                         try env.sysctl.write(key, previous)

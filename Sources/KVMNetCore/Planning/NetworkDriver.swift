@@ -273,6 +273,7 @@ public final class NetworkDriver {
         if records.isEmpty { return [] }
         let host = try observe()
         let firewall = Firewall(env.commands)
+        let reads = FirewallReads(env.commands)
         let running: (GuestRecord) -> Bool = { [env] g in
             guard let pid = g.pid, let st = g.startTime, let control = env.guests else { return false }
             return control.startTime(of: pid) == st
@@ -280,7 +281,7 @@ public final class NetworkDriver {
         return try records.map { r in
             var drift: [String] = []
             for case .firewall(let fw) in r.journal {
-                drift += try firewall.drift(FirewallPlan(spec: r.spec, forwards: r.forwards ?? []), record: fw)
+                drift += try firewall.drift(FirewallPlan(spec: r.spec, forwards: r.forwards ?? []), record: fw, read: reads)
             }
             return NetworkStatus(record: r, host: host, firewallDrift: drift, sysctl: env.sysctl, namespace: env.namespace,
                                  running: running, daemonRunning: { [env] in env.daemonPid($0) != nil })
