@@ -34,18 +34,22 @@ public final class NetlinkHost: LinkControl {
 
     // MARK: Reading links
 
-    /// Every link of the namespace. Equals `ip -d link show`.
+    /// Every link of the namespace, in one dump without statistics. Equals `ip link show`.
     public func links() throws(HostError) -> [LinkInfo] {
-        var cache: OpaquePointer?
-        try checkLibnl(rtnl_link_alloc_cache(sock, AF_UNSPEC, &cache), "list links")
-        defer { nl_cache_free(cache) }
-        var result: [LinkInfo] = []
-        var object = nl_cache_get_first(cache)   // borrowed from the cache: never put
-        while let link = object {
-            result.append(Self.info(link))
-            object = nl_cache_get_next(link)
+        var raw: UnsafeMutablePointer<kvmnet_link>?
+        var count: Int32 = 0
+        try checkLibnl(kvmnet_nl_link_dump(sock, &raw, &count), "list links")
+        defer { free(raw) }
+        return UnsafeBufferPointer(start: raw, count: Int(count)).map { l in
+            var l = l
+            func text<T>(_ field: inout T) -> String {
+                withUnsafeBytes(of: &field) { String(decoding: $0.prefix { $0 != 0 }, as: UTF8.self) }
+            }
+            let kind = text(&l.kind)
+            return LinkInfo(index: l.index, name: text(&l.name), kind: kind.isEmpty ? nil : kind, arpType: UInt32(l.arptype),
+                            masterIndex: l.master, isUp: l.flags & UInt32(IFF_UP) != 0, mtu: l.mtu,
+                            mac: l.has_mac != 0 ? withUnsafeBytes(of: l.mac) { MACAddress(Array($0)) } : nil, group: l.group)
         }
-        return result
     }
 
     /// One link by name, or nil when there is none. Equals `ip -d link show dev NAME`.

@@ -17,9 +17,10 @@ struct nl_sock;
 /*
  * Creates a persistent tap NAME owned by uid OWNER in the namespace of the calling thread.
  * Equals `ip tuntap add NAME mode tap user OWNER`.
- * Returns 0 or -errno; -EEXIST when any link of that name exists (TUNSETIFF on an existing
- * persistent tap would silently attach to it instead of failing). On failure *failed_call
- * names the call that failed ("open /dev/net/tun", "TUNSETIFF", ...), a static string.
+ * Returns 0 or -errno; -EEXIST when any link of that name exists (asked with IFF_TUN_EXCL: a
+ * plain TUNSETIFF on an existing persistent tap would silently attach to it instead of failing).
+ * On failure *failed_call names the call that failed ("open /dev/net/tun", "TUNSETIFF", ...), a
+ * static string.
  */
 int kvmnet_tap_create(const char *name, uint32_t owner, const char **failed_call);
 
@@ -30,6 +31,26 @@ int kvmnet_tap_create(const char *name, uint32_t owner, const char **failed_call
  * Returns 0 or a negative libnl code (-NLE_EXIST when any link of that name exists).
  */
 int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu);
+
+/* One link as kvmnet_nl_link_dump reads it. */
+struct kvmnet_link {
+    int index;
+    char name[16];      /* IFNAMSIZ */
+    char kind[16];      /* IFLA_INFO_KIND ("bridge", "tun", ...), "" for none */
+    unsigned short arptype;
+    int master;         /* 0: none */
+    unsigned flags;     /* IFF_* */
+    uint32_t mtu;
+    uint32_t group;
+    uint8_t mac[6];
+    int has_mac;
+};
+
+/* Every link of the socket's namespace in one RTM_GETLINK dump without statistics
+ * (IFLA_EXT_MASK RTEXT_FILTER_SKIP_STATS), parsed for the fields above only: libnl's link cache
+ * parses every attribute of every link. Equals `ip link show`. On success *links is a malloc'd
+ * array of *count entries the caller frees. Returns 0 or -NLE_*. */
+int kvmnet_nl_link_dump(struct nl_sock *sock, struct kvmnet_link **links, int *count);
 
 /* Deletes every link of a group in one RTM_DELLINK. Returns 0 or -NLE_*. */
 int kvmnet_nl_group_delete(struct nl_sock *sock, uint32_t group);
