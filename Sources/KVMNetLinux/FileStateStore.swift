@@ -38,23 +38,28 @@ public final class FileStateStore: StateStore {
         }
     }
 
+    /// Replaces the record atomically (a temporary file renamed over it): a process killed at
+    /// any moment leaves the old record or the new one. No fsync: a record describes kernel
+    /// state (links, addresses, rules, sysctls, daemons) that does not outlive a reboot, and only
+    /// a crash of the machine could lose a write that the page cache holds.
     public func save(_ record: NetworkRecord) throws {
         let dir = folder(for: record.name)
         try makeDirectory(dir)
         let e = JSONEncoder()
-        e.outputFormatting = [.prettyPrinted, .sortedKeys]
+        e.outputFormatting = []
         let data = try e.encode(record)
         let path = recordPath(record.name)
         let tmp = path + ".tmp"
         let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
         guard fd >= 0 else { throw posixError("write \(tmp)") }
         let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
-        fsync(fd); close(fd)
+        close(fd)
         guard ok, rename(tmp, path) == 0 else { throw posixError("write \(path)") }
     }
 
     public func remove(_ network: NetworkName) throws {
         let dir = folder(for: network)
+        madeDirectories.remove(dir)
         guard FileManager.default.fileExists(atPath: dir) else { return }
         // The namespace folder and its lock file stay: another process may be waiting on the lock
         // file, and deleting it would let a third take a new one at the same time.
@@ -93,10 +98,15 @@ public final class FileStateStore: StateStore {
         return try body()
     }
 
+    /// Folders this process made or found (a record is written several times per `up`).
+    private var madeDirectories: Set<String> = []
+
     func makeDirectory(_ path: String) throws {
+        if madeDirectories.contains(path) { return }
         do {
             try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true,
                                                     attributes: [.posixPermissions: 0o755])
+            madeDirectories.insert(path)
         } catch {
             throw HostError.permission("create \(path): \(error.localizedDescription)")
         }
