@@ -202,7 +202,10 @@ public struct UpCommand: KVMNetCommand {
                 throw error
             }
         }
-        let status = try driver.status(r.name)
+        // Without guests the record is the one `up` just wrote and its firewall the one it just
+        // applied (or found in place): shown without reading them again.
+        let status = try guests.count > 0 || outcome.record == nil ? driver.status(r.name)
+            : driver.status(of: [outcome.record!], firewallApplied: true)
         if json {
             try console.json(StatusDocument(networks: status.map(NetworkDocument.init), action: outcome.action.rawValue))
         } else {

@@ -27,9 +27,26 @@ public final class PosixCommandRunner: CommandRunner {
     /// - Parameter passStderr: the child writes straight to this process's stderr (progress of
     ///   long jobs); the result's stderr is then empty.
     public func run(_ argv: [String], stdin input: String?, passStderr: Bool) throws -> CommandResult {
-        guard let path = which(argv[0]) else {
-            throw HostError.notFound("\(argv[0]): command not found")
-        }
+        try Child(argv, path: which(argv[0]), stdin: input, passStderr: passStderr).finish()
+    }
+
+    /// Starts `argv`; as much of `stdin` as the pipe holds (64 KiB) is written now, the rest by
+    /// `finish()`.
+    public func start(_ argv: [String], stdin input: String?) throws -> any StartedCommand {
+        try Child(argv, path: which(argv[0]), stdin: input, passStderr: false)
+    }
+}
+
+/// One started program with the pipes to its stdin, stdout and stderr.
+private final class Child: StartedCommand {
+    let pid: pid_t
+    let input: [UInt8]
+    var written = 0
+    var inFD: Int32
+    let outFD: Int32, errFD: Int32
+
+    init(_ argv: [String], path: String?, stdin: String?, passStderr: Bool) throws {
+        guard let path else { throw HostError.notFound("\(argv[0]): command not found") }
         var inPipe: [Int32] = [-1, -1], outPipe: [Int32] = [-1, -1], errPipe: [Int32] = [-1, -1]
         guard pipe(&inPipe) == 0, pipe(&outPipe) == 0, pipe(&errPipe) == 0 else {
             throw HostError.other("pipe: \(String(cString: strerror(errno)))")
@@ -61,14 +78,31 @@ public final class PosixCommandRunner: CommandRunner {
             throw rc == ENOENT ? HostError.notFound("\(argv[0]): command not found")
                 : HostError.other("spawn \(argv[0]): \(String(cString: strerror(rc)))")
         }
-        let bytes = Array((input ?? "").utf8)
-        var written = 0
-        var inFD = inPipe[1]
-        if bytes.isEmpty { close(inFD); inFD = -1 }
-        _ = fcntl(inPipe[1], F_SETFL, O_NONBLOCK)
+        self.pid = pid
+        input = Array((stdin ?? "").utf8)
+        inFD = inPipe[1]; outFD = outPipe[0]
+        if passStderr { close(errPipe[0]); errFD = -1 } else { errFD = errPipe[0] }
+        _ = fcntl(inFD, F_SETFL, O_NONBLOCK)
+        feed()
+    }
+
+    /// Writes what the stdin pipe takes now; closes it once everything is written (or the
+    /// child stopped reading).
+    func feed() {
+        while inFD >= 0 {
+            if written == input.count { close(inFD); inFD = -1; return }
+            let n = input[written...].withUnsafeBytes { Glibc.write(inFD, $0.baseAddress, $0.count) }
+            if n > 0 { written += n; continue }
+            if n < 0 && errno == EINTR { continue }
+            if n < 0 && errno == EAGAIN { return }
+            close(inFD); inFD = -1
+        }
+    }
+
+    /// Feeds the rest of stdin, collects stdout and stderr until both close, and reaps the child.
+    func finish() throws -> CommandResult {
         var out: [UInt8] = [], err: [UInt8] = []
-        var open = [outPipe[0]]
-        if passStderr { close(errPipe[0]) } else { open.append(errPipe[0]) }
+        var open = [outFD] + (errFD >= 0 ? [errFD] : [])
         var buffer = [UInt8](repeating: 0, count: 65536)
         while !open.isEmpty || inFD >= 0 {
             var fds = open.map { pollfd(fd: $0, events: Int16(POLLIN), revents: 0) }
@@ -78,15 +112,10 @@ public final class PosixCommandRunner: CommandRunner {
                 break
             }
             for f in fds where f.revents != 0 {
-                if f.fd == inFD {
-                    let n = bytes[written...].withUnsafeBytes { Glibc.write(inFD, $0.baseAddress, $0.count) }
-                    if n > 0 { written += n }
-                    if n < 0 && errno != EAGAIN && errno != EINTR || written == bytes.count { close(inFD); inFD = -1 }
-                    continue
-                }
+                if f.fd == inFD { feed(); continue }
                 let n = read(f.fd, &buffer, buffer.count)
                 if n > 0 {
-                    if f.fd == outPipe[0] { out += buffer[0..<n] } else { err += buffer[0..<n] }
+                    if f.fd == outFD { out += buffer[0..<n] } else { err += buffer[0..<n] }
                 } else if n == 0 || (errno != EINTR && errno != EAGAIN) {
                     close(f.fd); open.removeAll { $0 == f.fd }
                 }

@@ -108,15 +108,22 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
     }
 
     public func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64) {
-        let r = try runner.run(argv, stdin: nil)
-        guard r.status == 0 else {
-            throw KVMNetError.failure("\(argv[0].split(separator: "/").last ?? "") failed to start: " + CommandFailure.describe(argv: argv, result: r))
+        try startInBackground(argv, pidfile: pidfile)()
+    }
+
+    public func startInBackground(_ argv: [String], pidfile: String) throws -> () throws -> (pid: Int32, startTime: UInt64) {
+        let started = try runner.start(argv, stdin: nil)
+        return { [self] in
+            let r = try started.finish()
+            guard r.status == 0 else {
+                throw KVMNetError.failure("\(argv[0].split(separator: "/").last ?? "") failed to start: " + CommandFailure.describe(argv: argv, result: r))
+            }
+            guard let pid = Int32(readText(pidfile).trimmingCharacters(in: .whitespacesAndNewlines)),
+                  let st = startTime(of: pid) else {
+                throw KVMNetError.failure("\(argv[0]) started but its pidfile \(pidfile) names no running process")
+            }
+            return (pid, st)
         }
-        guard let pid = Int32(readText(pidfile).trimmingCharacters(in: .whitespacesAndNewlines)),
-              let st = startTime(of: pid) else {
-            throw KVMNetError.failure("\(argv[0]) started but its pidfile \(pidfile) names no running process")
-        }
-        return (pid, st)
     }
 
     public func startTime(of pid: Int32) -> UInt64? {

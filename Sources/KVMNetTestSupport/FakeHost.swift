@@ -35,6 +35,11 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public var nftOrder: [String] = []
     /// Fail the Nth change (1-based) with `HostError.other`.
     public var failOnChange: Int?
+    /// `iptables-restore` and `nft -f` reject every transaction (exit status 1, nothing changed),
+    /// as they do for a rule the kernel refuses: found only when the program is waited for.
+    public var rejectFirewallTransactions = false
+    /// Every change made, in order ("add tap vif1.0", "del group 7", ...).
+    public private(set) var changeLog: [String] = []
     /// Simulates SIGKILL after the Nth change: every later change fails and nothing more is saved.
     public var killAfterChange: Int?
     public private(set) var changes = 0
@@ -90,6 +95,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     func change(_ what: String) throws {
         if let k = killAfterChange, changes >= k { throw HostError.other("process killed") }
         changes += 1
+        changeLog.append(what)
         if changes == failOnChange { throw HostError.other("injected failure at change \(changes): \(what)") }
     }
 
@@ -235,7 +241,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     }
 
     public func write(_ key: String, _ value: String) throws {
-        try change("sysctl \(key)=\(value)")
+        try change("sysctl \(path(key))=\(value)")
         let p = path(key)
         if p.hasPrefix("net/ipv6/conf/") {
             let dev = p.split(separator: "/")[3]
@@ -255,6 +261,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
         case "iptables-save":
             return CommandResult(status: 0, stdout: iptablesSave())
         case "iptables-restore":
+            if rejectFirewallTransactions { return CommandResult(status: 1, stderr: "iptables-restore: line 1 failed (rejected)") }
             try change("iptables-restore")
             return iptablesRestore(stdin ?? "")
         case "nft":
@@ -366,6 +373,9 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public func tapHolders(_ names: Set<String>) -> [String: [(pid: Int32, command: String)]] {
         heldTaps.filter { names.contains($0.key) }.mapValues { [$0] }
     }
+    /// Pretend programs listening on ports.
+    public var listening: [FirewallFacts.Listener] = []
+    public func listeners(ports: Set<Int>) -> [FirewallFacts.Listener] { listening.filter { ports.contains($0.port) } }
 
     // MARK: StateStore
 
@@ -385,7 +395,7 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
 extension FakeHost {
     public func which(_ program: String) -> String? {
-        if program.hasPrefix("iptables-legacy") || ["conntrack", "ss", "busybox"].contains(program) { return nil }
+        if program.hasPrefix("iptables-legacy") || ["conntrack", "busybox"].contains(program) { return nil }
         if program.hasPrefix("iptables") { return iptablesInstalled ? "/usr/sbin/\(program)" : nil }
         if program == "nft" { return nftInstalled ? "/usr/sbin/nft" : nil }
         return "/usr/sbin/\(program)"
@@ -451,6 +461,7 @@ extension FakeHost {
             return CommandResult(status: 0, stdout: nftListing([name]))
         }
         guard argv == ["nft", "-f", "-"] else { return CommandResult(status: 127, stderr: "nft: not modelled") }
+        if rejectFirewallTransactions { return CommandResult(status: 1, stderr: "/dev/stdin:1:1-2: Error: rejected") }
         try change("nft -f")
         var tables = nftTables, order = nftOrder
         for (n, raw) in (stdin ?? "").split(separator: "\n").enumerated() {

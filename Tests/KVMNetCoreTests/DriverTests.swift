@@ -87,6 +87,25 @@ import KVMNetTestSupport
         }
     }
 
+    /// The firewall transaction runs while the taps are made and is waited for before forwarding
+    /// is turned on: a transaction the kernel rejects is found then, named, and everything made
+    /// meanwhile (the taps too) is undone.
+    @Test(arguments: [NetworkModel.nat, .bridged], backends)
+    func aRejectedFirewallTransactionIsFoundAndUndone(_ model: NetworkModel, _ firewall: FirewallChoice) throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        host.rejectFirewallTransactions = true
+        var message = ""
+        do { _ = try NetworkDriver(env: host.environment).up(Self.request(model, taps: 3, firewall: firewall)) } catch { message = "\(error)" }
+        #expect(message.contains("(install \(firewall == .iptables ? "iptables" : "nftables") rules for default) failed")
+                && message.contains("rejected") && message.contains("every change was undone"), "\(message)")
+        #expect(host.changeLog.contains("add tap vif3.0") && host.changeLog.contains("sysctl net/ipv4/ip_forward=1") == false,
+                "the taps are made while the transaction runs; forwarding waits for it: \(host.changeLog)")
+        host.rejectFirewallTransactions = false
+        #expect(host.snapshot() == before, "left:\n\(host.snapshot())")
+        #expect(host.records.isEmpty)
+    }
+
     /// SIGKILL in the middle of `up`: the journal written ahead lets `down` remove everything.
     @Test(arguments: NetworkModel.allCases, backends)
     func downAfterAKilledUpCleansUp(_ model: NetworkModel, _ firewall: FirewallChoice) throws {

@@ -92,16 +92,24 @@ import KVMNetTestSupport
         #expect(drops.first?.table == "inet firewalld" && drops.first?.chain == "filter_FORWARD" && drops.first?.hook == "forward")
     }
 
-    @Test func listenersAreReadFromSs() {
-        let l = FirewallFacts.listeners([
-            "udp UNCONN 0      0      0.0.0.0:53 0.0.0.0:* users:((\"named\",pid=5452,fd=4))",
-            "udp UNCONN 0      0      127.0.0.53%lo:53 0.0.0.0:* users:((\"systemd-resolve\",pid=9,fd=12))",
-            "UNCONN 0 0 [::]:67 [::]:*",
-        ])
-        #expect(l.count == 3)
-        #expect(l[0].wildcard && l[0].port == 53 && l[0].process == "named (pid 5452)")
-        #expect(!l[1].wildcard && l[1].address == "127.0.0.53")
-        #expect(l[2].wildcard && l[2].port == 67)
+    @Test func portClashesAreFindings() throws {
+        func findings(_ l: [FirewallFacts.Listener], dns: Bool = true) throws -> [String] {
+            let f = FirewallFacts(iptables: true, nft: true, forwardPolicyDrop: false, dockerUser: false, bridgeNetfilter: true,
+                                  foreignDrops: [], legacyRules: 0, dnsDhcpListeners: l)
+            var r = UpRequest(model: .nat)
+            r.dns = dns
+            let spec = try SpecResolver.resolve(r, links: [], routes: [], namespace: NamespaceIdentity(name: "t", inode: 1, isRoot: false), backend: .nftables)
+            return Doctor.findings(for: spec, f).filter { $0.severity == .error }.map { "\($0.check): \($0.message)" }
+        }
+        // A resolver on one address, and another network's dnsmasq on *:67 (dnsmasq shares it): fine.
+        #expect(try findings([.init(address: "127.0.0.53", port: 53, process: "systemd-resolve (pid 9)"),
+                              .init(address: "0.0.0.0", port: 67, process: "dnsmasq (pid 7)")]).isEmpty)
+        // A DNS server on every address: named, with its pid; --dns off avoids it.
+        let named = FirewallFacts.Listener(address: "::", port: 53, process: "named (pid 5452)")
+        #expect(try findings([named]) == ["dns-port: named (pid 5452) listens on port 53 on every address: the DNS server of default could not bind br-in's address"])
+        #expect(try findings([named], dns: false).isEmpty)
+        // Another DHCP server on every address.
+        #expect(try findings([.init(address: "0.0.0.0", port: 67, process: "dhcpd (pid 3)")]).first?.hasPrefix("dhcp-port: dhcpd (pid 3)") == true)
     }
 
     @Test func autoChoosesIptablesOnlyWhereNftCannotWin() throws {

@@ -130,3 +130,24 @@ struct TemporaryFolder {
         _ = try? Spawn.run(["rm", "-rf", "--", path])
     }
 }
+
+@Suite("/proc/net sockets (no privilege needed)")
+struct ProcNetSocketTests {
+    @Test func boundUnconnectedUdpOnly() {
+        let udp = """
+              sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+           101: 3500007F:0035 00000000:0000 07 00000000:00000000 00:00000000 00000000   991        0 4711 2 0000000000000000 0
+           102: 00000000:0043 00000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 4712 2 0000000000000000 0
+           103: 0100A8C0:9C40 0101A8C0:0035 01 00000000:00000000 00:00000000 00000000     0        0 4713 2 0000000000000000 0
+        """
+        let u = ProcNetSocket.parse(udp)
+        #expect(u.map(\.0) == [ProcNetSocket(address: "127.0.0.53", port: 53), ProcNetSocket(address: "0.0.0.0", port: 67)])
+        #expect(u.map(\.1) == [4711, 4712])
+        let udp6 = """
+          sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode ref pointer drops
+           0: 00000000000000000000000000000000:0035 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 900 2 0000000000000000 0
+           1: 000080FE00000000FF020000020000FE:0223 00000000000000000000000000000000:0000 07 00000000:00000000 00:00000000 00000000     0        0 902 2 0000000000000000 0
+        """
+        #expect(ProcNetSocket.parse(udp6).map(\.0) == [ProcNetSocket(address: "::", port: 53), ProcNetSocket(address: "fe80::2ff:fe00:2", port: 547)])
+    }
+}

@@ -520,6 +520,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         let before = try s.snapshot()
         let r2 = try s.kvmnet("up", "nat")
         #expect(r2.status == 1 && r2.stderr.contains("port 53 on every address") && r2.stderr.contains("--dns off"), "\(r2.stderr)")
+        #expect(r2.stderr.contains("dnsmasq (pid \(wildcard)) listens"), "the error names the program: \(r2.stderr)")
         #expect(try s.snapshot() == before)
         let r3 = try s.kvmnet("up", "nat", "--dns", "off")
         #expect(r3.status == 0, "\(r3.stderr)")

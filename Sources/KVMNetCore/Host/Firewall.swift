@@ -27,12 +27,13 @@ public struct Firewall {
 
     public init(_ runner: any CommandRunner) { self.runner = runner }
 
-    /// A change ready to make: the record to journal first, then `apply`.
+    /// A change ready to make: the record to journal first, then `start`.
     public struct Change {
         public var record: FirewallRecord
         /// False when the host already shows exactly this firewall.
         public var needed: Bool
-        public var apply: () throws -> Void
+        /// Starts the transaction; the function it returns waits for it (and throws when it failed).
+        public var start: () throws -> () throws -> Void
     }
 
     /// Reads the host once and prepares the transaction that makes it show `plan`.
@@ -54,7 +55,7 @@ public struct Firewall {
                 && rules.expectedLines().allSatisfy { key, lines in present.rules[key] ?? [] == lines.map(IptablesState.normalise) }
                 && previous == rec
             let script = rules.installScript(present: present)
-            return Change(record: rec, needed: !inPlace, apply: { try ipt.restore(script) })
+            return Change(record: rec, needed: !inPlace, start: { try ipt.startRestore(script) })
         case .nftables:
             let nft = Nft(runner)
             let present = try read?.nftRuleset.map { NftState(ruleset: $0) } ?? nft.list()
@@ -64,7 +65,7 @@ public struct Firewall {
                 && rules.chains.allSatisfy { present.chains[$0.name] == $0.rules }
                 && rules.maps.allSatisfy { Set(present.maps[$0.name] ?? []) == Set($0.elements) }
             let script = rules.installScript
-            return Change(record: rec, needed: !inPlace, apply: { try nft.apply(script) })
+            return Change(record: rec, needed: !inPlace, start: { try nft.start(script) })
         }
     }
 
@@ -186,13 +187,25 @@ public struct Nft {
 
     /// Applies a transaction: all of it or nothing. Equals `nft -f -`.
     public func apply(_ script: String) throws {
+        try start(script)()
+    }
+
+    /// Starts `nft -f -` with the transaction; the function it returns waits for it.
+    public func start(_ script: String) throws -> () throws -> Void {
         let argv = ["nft", "-f", "-"]
-        let r = try run(argv, stdin: script)
-        guard r.status == 0 else { throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: r)) }
+        let started = try installed { try runner.start(argv, stdin: script) }
+        return {
+            let r = try started.finish()
+            guard r.status == 0 else { throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: r)) }
+        }
     }
 
     func run(_ argv: [String], stdin: String?) throws -> CommandResult {
-        do { return try runner.run(argv, stdin: stdin) } catch HostError.notFound {
+        try installed { try runner.run(argv, stdin: stdin) }
+    }
+
+    func installed<T>(_ body: () throws -> T) throws -> T {
+        do { return try body() } catch HostError.notFound {
             throw KVMNetError.failure("nft is not installed: install the Debian package nftables (apt-get install nftables)")
         }
     }

@@ -18,6 +18,9 @@ public protocol GuestControl: AnyObject, Sendable {
     /// Runs qemu with `-daemonize` and waits for its parent, which exits once the guest's
     /// devices (and so the tap hook) are set up. Returns the daemon's pid and start time.
     func start(_ argv: [String], pidfile: String) throws -> (pid: Int32, startTime: UInt64)
+    /// Starts a daemon like `start` without waiting for it: the function it returns waits for
+    /// the daemon's parent and reads the pidfile.
+    func startInBackground(_ argv: [String], pidfile: String) throws -> () throws -> (pid: Int32, startTime: UInt64)
     /// The start time of `pid`, or nil when no such process runs.
     func startTime(of pid: Int32) -> UInt64?
     /// Sends `signal` to `pid` only if it still has `startTime` (never a reused pid).
@@ -44,6 +47,14 @@ public protocol GuestControl: AnyObject, Sendable {
     func now() -> Double
     /// Connects the terminal to the guest's serial console until Ctrl-] is typed.
     func attach(console: String) throws
+}
+
+extension GuestControl {
+    /// Starts at once and waits (a control that cannot overlap the start with other work).
+    public func startInBackground(_ argv: [String], pidfile: String) throws -> () throws -> (pid: Int32, startTime: UInt64) {
+        let started = try start(argv, pidfile: pidfile)
+        return { started }
+    }
 }
 
 /// The files of a network's guests inside its state folder.

@@ -75,6 +75,27 @@ public protocol CommandRunner: AnyObject {
     func run(_ argv: [String], stdin: String?) throws -> CommandResult
     /// The full path of `program` found in PATH, or nil. Runs nothing.
     func which(_ program: String) -> String?
+    /// Starts `argv` with `stdin` and returns without waiting for it: the caller goes on with
+    /// other work and calls `finish()` later. Throws `notFound` when the program is missing.
+    func start(_ argv: [String], stdin: String?) throws -> any StartedCommand
+}
+
+/// A program `CommandRunner.start` started; `finish()` waits for it.
+public protocol StartedCommand {
+    func finish() throws -> CommandResult
+}
+
+extension CommandRunner {
+    /// Runs `argv` to completion at once: a runner that cannot overlap programs.
+    public func start(_ argv: [String], stdin: String?) throws -> any StartedCommand {
+        FinishedCommand(result: try run(argv, stdin: stdin))
+    }
+}
+
+/// A program that has already run.
+public struct FinishedCommand: StartedCommand {
+    public var result: CommandResult
+    public func finish() -> CommandResult { result }
 }
 
 /// Facts about interfaces that netlink does not tell, read from sysfs.
@@ -84,6 +105,9 @@ public protocol InterfaceProbe: AnyObject {
     /// The processes of this namespace holding each of `names` open (`iff:` lines in
     /// /proc/PID/fdinfo), read in one walk of /proc.
     func tapHolders(_ names: Set<String>) -> [String: [(pid: Int32, command: String)]]
+    /// The UDP sockets of this namespace bound (unconnected, as servers are) to `ports`,
+    /// with the program holding each. Equals `ss -H -l -n -u -p 'sport = :P or ...'`.
+    func listeners(ports: Set<Int>) -> [FirewallFacts.Listener]
 }
 
 /// The records of kvmnet's networks in the state folder.

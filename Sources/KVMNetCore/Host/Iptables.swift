@@ -14,17 +14,28 @@ public struct Iptables {
     /// Applies a transaction without touching anything it does not name.
     /// Equals `iptables-restore -w --noflush`.
     public func restore(_ text: String) throws {
-        guard !text.isEmpty else { return }
-        _ = try run(["iptables-restore", "-w", "--noflush"], stdin: text)
+        try startRestore(text)()
+    }
+
+    /// Starts `iptables-restore` with the transaction; the function it returns waits for it.
+    public func startRestore(_ text: String) throws -> () throws -> Void {
+        guard !text.isEmpty else { return {} }
+        let argv = ["iptables-restore", "-w", "--noflush"]
+        let started = try start(argv, stdin: text)
+        return { _ = try Self.check(argv, try started.finish()) }
     }
 
     func run(_ argv: [String], stdin: String?) throws -> String {
-        let result: CommandResult
-        do {
-            result = try runner.run(argv, stdin: stdin)
-        } catch HostError.notFound {
+        try Self.check(argv, try start(argv, stdin: stdin).finish())
+    }
+
+    func start(_ argv: [String], stdin: String?) throws -> any StartedCommand {
+        do { return try runner.start(argv, stdin: stdin) } catch HostError.notFound {
             throw KVMNetError.failure("\(argv[0]) is not installed: install the Debian package iptables (apt-get install iptables)")
         }
+    }
+
+    static func check(_ argv: [String], _ result: CommandResult) throws -> String {
         guard result.status == 0 else {
             throw KVMNetError.failure(CommandFailure.describe(argv: argv, result: result))
         }

@@ -30,35 +30,17 @@ public struct FirewallFacts: Sendable {
     /// What was read, for `up` to plan its firewall change without reading again.
     public var iptablesState: IptablesState? = nil
     public var nftRuleset: String? = nil
-    /// Programs listening on ports 53 or 67 (DNS, DHCP), as `ss` shows them.
-    public var dnsDhcpListeners: [String]
+    /// Programs listening on ports 53 or 67 (DNS, DHCP).
+    public var dnsDhcpListeners: [Listener]
 
     /// A listener on port 53 or 67: its local address, port and program.
     public struct Listener: Equatable, Sendable {
         public var address: String
         public var port: Int
         public var process: String
+        public init(address: String, port: Int, process: String) { self.address = address; self.port = port; self.process = process }
         /// Bound to every address: 0.0.0.0, ::, or *.
         public var wildcard: Bool { ["0.0.0.0", "*", "[::]", "::"].contains(address) }
-    }
-
-    /// Parses `ss -H -l -n -u -t -p` lines ("UNCONN 0 0 0.0.0.0:53 0.0.0.0:* users:((\"named\",pid=9,fd=5))").
-    public static func listeners(_ lines: [String]) -> [Listener] {
-        lines.compactMap { line in
-            var f = line.split(separator: " ").filter { !$0.isEmpty }.map(String.init)
-            // With both -u and -t, ss starts each line with the Netid column.
-            if let first = f.first, ["udp", "tcp"].contains(first) { f.removeFirst() }
-            guard f.count >= 4, let colon = f[3].lastIndex(of: ":"), let port = Int(f[3][f[3].index(after: colon)...]) else { return nil }
-            var addr = String(f[3][..<colon])
-            if let pct = addr.firstIndex(of: "%") { addr = String(addr[..<pct]) }
-            let users = f.count > 5 ? f[5...].joined(separator: " ") : ""
-            var process = users
-            if let a = users.range(of: "((\""), let b = users.range(of: "\",pid=") {
-                process = String(users[a.upperBound..<b.lowerBound])
-                if let e = users[b.upperBound...].firstIndex(of: ",") { process += " (pid \(users[b.upperBound..<e]))" }
-            }
-            return Listener(address: addr, port: port, process: process.isEmpty ? "an unknown program" : process)
-        }
     }
 
     /// Tables iptables-nft manages: its DROP policies are seen through iptables-save.
@@ -86,11 +68,9 @@ public struct FirewallFacts: Sendable {
 }
 
 public enum Doctor {
-    /// Programs listening on ports 53 and 67, as `ss` lines.
-    public static func dnsDhcpListeners(_ env: HostEnvironment) -> [String] {
-        guard let r = try? env.commands.run(["ss", "-H", "-l", "-n", "-u", "-t", "-p", "sport = :53 or sport = :67"], stdin: nil),
-              r.status == 0 else { return [] }
-        return r.stdout.split(separator: "\n").map(String.init)
+    /// Programs listening on ports 53 and 67.
+    public static func dnsDhcpListeners(_ env: HostEnvironment) -> [FirewallFacts.Listener] {
+        env.probe.listeners(ports: [53, 67])
     }
 
     /// Chooses the backend for `--firewall`. auto: nftables when `nft` works and nothing on the
@@ -170,7 +150,7 @@ public enum Doctor {
         // A server on every address of port 53 makes the network's dnsmasq fail to bind the
         // bridge's (and one started later fails in turn); a resolver on 127.0.0.53 is harmless.
         // dnsmasq instances share port 67 among themselves (libvirt runs one per network too).
-        let listeners = FirewallFacts.listeners(f.dnsDhcpListeners)
+        let listeners = f.dnsDhcpListeners
         if spec.servesDNS, let l = listeners.first(where: { $0.port == 53 && $0.wildcard }) {
             out.append(Finding(severity: .error, check: "dns-port",
                 message: "\(l.process) listens on port 53 on every address: the DNS server of \(spec.name) could not bind \(br)'s address",
@@ -196,23 +176,33 @@ public enum Doctor {
         let run = env.commands
         let iptables = run.which("iptables-save") != nil && run.which("iptables-restore") != nil
         let nftInstalled = run.which("nft") != nil
+        // The read-only probes run at the same time.
+        let legacySave = full && run.which("iptables-legacy-save") != nil
+        let probes = (iptables ? [["iptables-save"]] : []) + (nftInstalled ? [["nft", "list", "ruleset"]] : [])
+            + (legacySave ? [["iptables-legacy-save"]] : [])
+        let started = probes.map { argv in Result { try run.start(argv, stdin: nil) } }
+        var results = started.makeIterator()
+        func next() -> CommandResult? {
+            guard let r = try? results.next()?.get().finish(), r.status == 0 else { return nil }
+            return r
+        }
         var state = IptablesState()
         var readState: IptablesState? = nil
         // Without root (`up --dry-run` as a user) the firewall cannot be read: plan without it.
-        if iptables, let s = try? Iptables(run).save() { state = s; readState = s }
+        if iptables, let r = next() { state = IptablesState(save: r.stdout); readState = state }
         var drops: [(String, String, String)] = []
         var nftWorks = false
         var nftText: String? = nil
-        if nftInstalled, let r = try? run.run(["nft", "list", "ruleset"], stdin: nil), r.status == 0 {
+        if nftInstalled, let r = next() {
             nftWorks = true
             nftText = r.stdout
             drops = FirewallFacts.foreignDrops(in: r.stdout)
         }
         var legacy = 0
-        if full, run.which("iptables-legacy-save") != nil, let r = try? run.run(["iptables-legacy-save"], stdin: nil), r.status == 0 {
+        if legacySave, let r = next() {
             legacy = r.stdout.split(separator: "\n").filter { $0.hasPrefix("-A ") }.count
         }
-        var listeners: [String] = []
+        var listeners: [FirewallFacts.Listener] = []
         if full { listeners = dnsDhcpListeners(env) }
         var facts = FirewallFacts(iptables: iptables, nft: nftWorks, forwardPolicyDrop: state.policies["filter:FORWARD"] == "DROP",
                              dockerUser: state.chainNames.contains("filter:DOCKER-USER"),

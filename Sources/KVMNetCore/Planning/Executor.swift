@@ -28,63 +28,93 @@ public final class Executor {
     /// call did, in reverse, and rethrows the original error naming the step.
     public func apply(_ steps: [HostStep], progress: (Int, HostStep) -> Void = { _, _ in }) throws {
         let start = record.journal.count
-        // Taps are journaled in one write before the first is made (one record write, not one
-        // per tap); undoing an entry whose tap was never made is harmless.
+        // One record write before the first change: the record as the caller prepared it, every
+        // tap this call will make (one write, not one per tap; undoing an entry whose tap was
+        // never made is harmless) and the link group they join.
         let taps = steps.compactMap { s -> JournalEntry? in
             guard case .createTap(let n, _) = s, !owns(n) else { return nil }
             return .createdLink(name: n, kind: "tun")
         }
-        if !taps.isEmpty {
-            record.journal += taps
-            for case .createdLink(let n, _) in taps { created.insert(n) }
-            try env.state.save(record)
-        }
-        for (i, step) in steps.enumerated() {
-            do {
+        record.journal += taps
+        for case .createdLink(let n, _) in taps { created.insert(n) }
+        for case .attach(_, _, _, let group) in steps { record.tapGroup = group; break }
+        try env.state.save(record)
+        var reached = 0
+        do {
+            for (i, step) in steps.enumerated() {
+                reached = i
                 if let sig = env.pendingSignal() {
-                    throw KVMNetError.interrupted(signal: sig, "interrupted by signal \(sig)")
+                    throw StepFailure(index: i, error: KVMNetError.interrupted(signal: sig, "interrupted by signal \(sig)"))
                 }
+                if !step.overlapsBackgroundWork { try settle() }
                 progress(i, step)
-                if try apply(step) { performed.append(step) }
-            } catch {
-                // Taps journaled ahead whose step never ran were never made: forget them, so a
-                // link of that name someone else makes meanwhile is never undone as ours.
-                let notReached = Set(steps[(i + 1)...].compactMap { s -> String? in
-                    if case .createTap(let n, _) = s { return n } else { return nil }
-                })
-                record.journal.removeAll { e in
-                    if case .createdLink(let n, "tun") = e, notReached.contains(n) { created.remove(n); return true }
-                    return false
-                }
-                let added = Array(record.journal[min(start, record.journal.count)...])
-                let failures = undoReporting(added)
-                let problems = failures.map(\.1)
-                // What could not be undone stays recorded, so `down` can finish the job.
-                record.journal.removeSubrange(min(start, record.journal.count)...)
-                record.journal += added.filter { e in failures.contains { $0.0 == e } }
-                rollbackLeftovers = !failures.isEmpty
-                try? env.state.save(record)
-                var message: String
-                var interrupted: Int32? = nil
-                // A child killed by the same Ctrl-C fails its step: report the signal.
-                let signalled = env.pendingSignal()
-                switch error {
-                case _ where signalled != nil:
-                    interrupted = signalled
-                    message = "interrupted by signal \(signalled!) during step \(i + 1) (\(step.summary))"
-                case KVMNetError.interrupted(let s, _):
-                    interrupted = s
-                    message = "interrupted by signal \(s) before step \(i + 1) (\(step.summary))"
-                case let e as KVMNetError: message = "step \(i + 1) (\(step.summary)) failed: \(e.description)"
-                case let e as HostError: message = "step \(i + 1) (\(step.summary)) failed: \(e.description)"
-                default: message = "step \(i + 1) (\(step.summary)) failed: \(error)"
-                }
-                message += problems.isEmpty ? "; every change was undone"
-                    : "; undoing left problems: " + problems.joined(separator: "; ")
-                if let s = interrupted { throw KVMNetError.interrupted(signal: s, message) }
-                if case HostError.permission = error { throw KVMNetError.permission(message) }
-                throw KVMNetError.failure(message)
+                do {
+                    if try apply(step) { performed.append(step) }
+                } catch { throw StepFailure(index: i, error: error) }
+                if let finish = startedInBackground { startedInBackground = nil; background.append((i, finish)) }
             }
+            try settle()
+        } catch let failure as StepFailure {
+            // Nothing may still run while the changes are undone.
+            while !background.isEmpty { _ = try? background.removeFirst().finish() }
+            let i = failure.index, step = steps[i], error = failure.error
+            // Taps journaled ahead whose step never ran were never made: forget them, so a
+            // link of that name someone else makes meanwhile is never undone as ours.
+            let notReached = Set(steps[(reached + 1)...].compactMap { s -> String? in
+                if case .createTap(let n, _) = s { return n } else { return nil }
+            })
+            record.journal.removeAll { e in
+                if case .createdLink(let n, "tun") = e, notReached.contains(n) { created.remove(n); return true }
+                return false
+            }
+            let added = Array(record.journal[min(start, record.journal.count)...])
+            let failures = undoReporting(added)
+            let problems = failures.map(\.1)
+            // What could not be undone stays recorded, so `down` can finish the job.
+            record.journal.removeSubrange(min(start, record.journal.count)...)
+            record.journal += added.filter { e in failures.contains { $0.0 == e } }
+            rollbackLeftovers = !failures.isEmpty
+            try? env.state.save(record)
+            var message: String
+            var interrupted: Int32? = nil
+            // A child killed by the same Ctrl-C fails its step: report the signal.
+            let signalled = env.pendingSignal()
+            switch error {
+            case _ where signalled != nil:
+                interrupted = signalled
+                message = "interrupted by signal \(signalled!) during step \(i + 1) (\(step.summary))"
+            case KVMNetError.interrupted(let s, _):
+                interrupted = s
+                message = "interrupted by signal \(s) before step \(i + 1) (\(step.summary))"
+            case let e as KVMNetError: message = "step \(i + 1) (\(step.summary)) failed: \(e.description)"
+            case let e as HostError: message = "step \(i + 1) (\(step.summary)) failed: \(e.description)"
+            default: message = "step \(i + 1) (\(step.summary)) failed: \(error)"
+            }
+            message += problems.isEmpty ? "; every change was undone"
+                : "; undoing left problems: " + problems.joined(separator: "; ")
+            if let s = interrupted { throw KVMNetError.interrupted(signal: s, message) }
+            if case HostError.permission = error { throw KVMNetError.permission(message) }
+            throw KVMNetError.failure(message)
+        }
+    }
+
+    /// A step that failed, found when it ran or when its background work was waited for.
+    struct StepFailure: Error {
+        var index: Int
+        var error: any Error
+    }
+
+    /// Work that steps started in other processes (the firewall transaction, dnsmasq's start)
+    /// and that runs while the taps are made: waited for, in order, by `settle`.
+    private var background: [(index: Int, finish: () throws -> Void)] = []
+    /// Set by `apply(_:)` for a step whose work goes on in the background.
+    private var startedInBackground: (() throws -> Void)?
+
+    /// Waits for the background work of earlier steps; a failure names its step.
+    func settle() throws {
+        while !background.isEmpty {
+            let b = background.removeFirst()
+            do { try b.finish() } catch { throw StepFailure(index: b.index, error: error) }
         }
     }
 
@@ -212,7 +242,7 @@ public final class Executor {
             } else {
                 try journal(.firewall(change.record))
             }
-            try change.apply()
+            startedInBackground = try change.start()
 
         case .startDnsmasq(let d):
             guard let g = env.guests else { throw KVMNetError.failure("cannot start dnsmasq here") }
@@ -225,16 +255,19 @@ public final class Executor {
             let entry = JournalEntry.startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile))
             if let i = index { record.journal[i] = entry; try env.state.save(record) } else { try journal(entry) }
             try g.writeFile(d.confPath, d.conf)
-            let started: (pid: Int32, startTime: UInt64)
-            do { started = try g.start(d.argv, pidfile: d.pidfile) } catch let e as KVMNetError {
-                throw KVMNetError.failure(e.description
-                    + (e.description.contains("exited with status 2:") ? " (dnsmasq's status 2: an address or port it needs is in use; see `kvmnet doctor`, and --dns off avoids port 53)" : ""))
+            let start = try g.startInBackground(d.argv, pidfile: d.pidfile)
+            startedInBackground = { [self] in
+                let started: (pid: Int32, startTime: UInt64)
+                do { started = try start() } catch let e as KVMNetError {
+                    throw KVMNetError.failure(e.description
+                        + (e.description.contains("exited with status 2:") ? " (dnsmasq's status 2: an address or port it needs is in use; see `kvmnet doctor`, and --dns off avoids port 53)" : ""))
+                }
+                let i = record.journal.firstIndex(of: entry)!
+                record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
+                                                                pid: started.pid, startTime: started.startTime))
+                try env.state.save(record)
+                try checkServes(d)
             }
-            let i = record.journal.firstIndex(of: entry)!
-            record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
-                                                            pid: started.pid, startTime: started.startTime))
-            try env.state.save(record)
-            try checkServes(d)
         }
         return true
     }
@@ -261,11 +294,25 @@ public final class Executor {
     }
 
     func stopDaemon(_ d: DaemonRecord) {
-        guard let g = env.guests, let (pid, st) = daemonPid(d) else { return }
+        signalDaemon(d).map(awaitExit)
+    }
+
+    /// Sends SIGTERM to the daemon when it is the one kvmnet started; returns what `awaitExit`
+    /// needs (nil when it is not running).
+    func signalDaemon(_ d: DaemonRecord) -> (pid: Int32, startTime: UInt64)? {
+        guard let g = env.guests, let (pid, st) = daemonPid(d) else { return nil }
         g.kill(pid: pid, startTime: st, signal: SIGTERM)
+        return (pid, st)
+    }
+
+    /// Waits up to 3 s for a signalled daemon to exit, then sends SIGKILL. dnsmasq exits at
+    /// once but the kernel takes ~15 ms to release its sockets: look again soon, then less often.
+    func awaitExit(_ p: (pid: Int32, startTime: UInt64)) {
+        guard let g = env.guests else { return }
         let t0 = g.now()
-        while g.startTime(of: pid) == st && g.now() - t0 < 3 { g.sleep(seconds: 0.02) }
-        if g.startTime(of: pid) == st { g.kill(pid: pid, startTime: st, signal: SIGKILL) }
+        var pause = 0.001
+        while g.startTime(of: p.pid) == p.startTime && g.now() - t0 < 3 { g.sleep(seconds: pause); pause = min(pause * 2, 0.05) }
+        if g.startTime(of: p.pid) == p.startTime { g.kill(pid: p.pid, startTime: p.startTime, signal: SIGKILL) }
     }
 
     func owns(_ link: String) -> Bool { created.contains(link) }
@@ -286,12 +333,18 @@ public final class Executor {
         let taps = Set(entries.compactMap { e -> String? in if case .createdLink(let n, "tun") = e { return n } else { return nil } })
         // A tap a live process still holds (a guest on a pre-made tap) is never deleted.
         let holders = env.probe.tapHolders(taps)
+        // Daemons are told to stop first and awaited last: their exit overlaps the other work.
+        var stopping: [(pid: Int32, startTime: UInt64)] = []
+        for case .startedDaemon(let d) in entries { if let p = signalDaemon(d) { stopping.append(p) } }
         deleteTapGroup(taps: taps, held: Set(holders.keys))
+        // The taps left after the group delete, in one dump (not one request per recorded tap).
+        let tapsLeft = taps.isEmpty ? [:] : (try? links.links()).map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
         for entry in entries.reversed() {
             do {
                 switch entry {
                 case .createdLink(let name, let kind):
-                    guard let l = try links.link(named: name) else { break }
+                    let found = kind == "tun" && tapsLeft != nil ? tapsLeft?[name] : try links.link(named: name)
+                    guard let l = found else { break }
                     if l.kind != kind {
                         env.log("\(name) is now a \(l.kind ?? "network") interface, not the \(kind) kvmnet created: left alone")
                         break
@@ -330,13 +383,14 @@ public final class Executor {
                     }
                 case .firewall(let rec):
                     try Firewall(env.commands).remove(rec)
-                case .startedDaemon(let d):
-                    stopDaemon(d)
+                case .startedDaemon:
+                    break   // signalled above, awaited below
                 }
             } catch {
                 problems.append((entry, "undo \(entry.summary): \(error)"))
             }
         }
+        stopping.forEach(awaitExit)
         return problems
     }
 }

@@ -26,6 +26,16 @@ public enum HostStep: Equatable, Sendable {
     /// Writes dnsmasq's config and starts it (restarts it when the config changed).
     case startDnsmasq(DnsmasqPlan)
 
+    /// Steps that may run while earlier steps' work goes on in another process (the firewall
+    /// transaction, dnsmasq starting): they neither need it finished nor change what it reads.
+    /// Every other step waits for that work first (forwarding, for one, only once the rules are in).
+    public var overlapsBackgroundWork: Bool {
+        switch self {
+        case .createTap, .attach, .installFirewall, .startDnsmasq: return true
+        default: return false
+        }
+    }
+
     /// The command a person would type for this step.
     public var command: String {
         switch self {

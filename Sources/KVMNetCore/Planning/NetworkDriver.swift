@@ -12,6 +12,8 @@ public struct UpOutcome: Sendable {
     public var performed: [HostStep] = []
     public var findings: [Finding] = []
     public var firewallReason: String = ""
+    /// The record as this call left it (nil for a dry run).
+    public var record: NetworkRecord? = nil
 }
 
 /// What `down` did or would do.
@@ -145,7 +147,7 @@ public final class NetworkDriver {
             record.forwards = p.forwards.isEmpty ? nil : p.forwards
             record.firewallReason = p.firewallReason
             pruneDeadHookTaps(&record)
-            try env.state.save(record)
+            // The executor writes the record before its first change.
             let executor = Executor(env: env, record: record, observation: p.host)
             executor.firewallRead = p.facts
             let before = record.journal.count
@@ -164,7 +166,7 @@ public final class NetworkDriver {
             let changes = Array(record.journal[before...])
             let action: UpOutcome.Action = existing == nil ? .created : (executor.performed.isEmpty ? .unchanged : .repaired)
             return UpOutcome(action: action, spec: spec, steps: steps, changes: changes, performed: executor.performed,
-                             findings: p.findings, firewallReason: p.firewallReason)
+                             findings: p.findings, firewallReason: p.firewallReason, record: record)
         }
     }
 
@@ -268,8 +270,14 @@ public final class NetworkDriver {
     public func status(_ name: NetworkName? = nil) throws -> [NetworkStatus] {
         // Reaping changes the host: only when the question is about every network.
         if env.canAdministerNetwork, name == nil { try reapLazyNetworks() }
-        var records = try env.state.all()
-        if let n = name { records = records.filter { $0.name == n } }
+        let records = try name.map { n in try env.state.load(n).map { [$0] } ?? [] } ?? env.state.all()
+        return try status(of: records)
+    }
+
+    /// The state of `records`.
+    /// - Parameter firewallApplied: their firewall was installed or found in place by this
+    ///   process a moment ago (`up`): not read again.
+    public func status(of records: [NetworkRecord], firewallApplied: Bool = false) throws -> [NetworkStatus] {
         if records.isEmpty { return [] }
         let host = try observe()
         let firewall = Firewall(env.commands)
@@ -280,8 +288,10 @@ public final class NetworkDriver {
         }
         return try records.map { r in
             var drift: [String] = []
-            for case .firewall(let fw) in r.journal {
-                drift += try firewall.drift(FirewallPlan(spec: r.spec, forwards: r.forwards ?? []), record: fw, read: reads)
+            if !firewallApplied {
+                for case .firewall(let fw) in r.journal {
+                    drift += try firewall.drift(FirewallPlan(spec: r.spec, forwards: r.forwards ?? []), record: fw, read: reads)
+                }
             }
             return NetworkStatus(record: r, host: host, firewallDrift: drift, sysctl: env.sysctl, namespace: env.namespace,
                                  running: running, daemonRunning: { [env] in env.daemonPid($0) != nil })

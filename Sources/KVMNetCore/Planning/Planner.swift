@@ -122,17 +122,19 @@ public enum Planner {
                                                       prefixLength: a.prefixLength, broadcast: a.broadcast.description)))
         }
         steps.append(.setUp(br))
+        // The firewall transaction and dnsmasq's start run in their own processes while the
+        // taps are made (the executor waits for them before any later step).
+        steps.append(.installFirewall(FirewallPlan(spec: spec, forwards: forwards)))
+        if let d = dnsmasq { steps.append(.startDnsmasq(d)) }
         let group = tapGroup(spec, on: host, record: record)
         for tap in spec.tapNames.map(\.rawValue) {
             steps.append(.createTap(name: tap, owner: spec.tapOwner))
             steps.append(.attach(port: tap, bridge: br, mtu: spec.mtu, group: group))
         }
-        // Rules first, forwarding after: no moment where the host forwards unfiltered.
-        steps.append(.installFirewall(FirewallPlan(spec: spec, forwards: forwards)))
-        if let d = dnsmasq { steps.append(.startDnsmasq(d)) }
         if spec.model == .bridged, let uplink = spec.uplink?.rawValue {
             steps += bridgedMove(uplink: uplink, bridge: br, host: host, record: record)
         }
+        // Rules first, forwarding after: no moment where the host forwards unfiltered.
         if spec.model.needsForwarding {
             steps.append(.setSysctl(key: "net.ipv4.ip_forward", value: "1"))
         }
