@@ -36,6 +36,19 @@ import KVMNetTestSupport
         #expect(!again.wasUp)
     }
 
+    /// lo down (a bare `ip netns add`): the host cannot ask its own DNS server; `up` says so and
+    /// neither fails nor touches lo. A network without a host service does not care.
+    @Test(arguments: NetworkModel.allCases)
+    func loopbackDownIsAWarningNotAChange(_ model: NetworkModel) throws {
+        let host = FakeHost.sandbox()
+        let lo = host.linkTable.firstIndex { $0.name == "lo" }!
+        host.linkTable[lo].isUp = false
+        let outcome = try NetworkDriver(env: host.environment).up(Self.request(model))
+        let warned = outcome.findings.contains { $0.check == "loopback-down" && $0.severity == .warning && $0.action.contains("ip link set lo up") }
+        #expect(warned == model.hasHostAddress, "\(outcome.findings.map(\.check))")
+        #expect(host.linkTable.first { $0.name == "lo" }?.isUp == false, "up changed lo")
+    }
+
     @Test(arguments: NetworkModel.allCases)
     func kernelStateAfterUp(_ model: NetworkModel) throws {
         let host = FakeHost.sandbox()

@@ -94,7 +94,13 @@ public final class NetworkDriver {
         }
         // Listeners on 53/67 matter only to a network that runs a DHCP/DNS server (one process).
         if spec.runsDnsmasq, record == nil { facts.dnsDhcpListeners = Doctor.dnsDhcpListeners(env) }
-        let findings = Doctor.findings(for: spec, facts)
+        var findings = Doctor.findings(for: spec, facts)
+        if host.link("lo")?.isUp == false, spec.runsDnsmasq || !request.forwards.isEmpty {
+            findings.append(Finding(severity: .warning, check: "loopback-down",
+                message: "lo is down in this network namespace: programs on this host cannot reach its own addresses "
+                    + "(the bridge's DNS server, ports forwarded to guests); the guests are not affected",
+                action: "ip link set lo up (kvmnet leaves lo as it finds it)"))
+        }
         let errors = findings.filter { $0.severity == .error }
         if enforce, !errors.isEmpty {
             throw KVMNetError.failure("network \(spec.name) would not pass traffic on this host:\n"
