@@ -6,7 +6,8 @@
 # Measures, for N taps in 1 16 64 256 1023: `up nat --taps N` and `down` (median of 5; the seed
 # way fewer at N >= 1023), the libnl teardown per device and as one link group; the hook latency
 # (`kvmnet hook ifup TAP`, median of 50, against /bin/true and the seed's hook); `up nat --guests
-# 1` vs `--guests 2` (median of 3). Prints a markdown table and writes it to bench/results.md.
+# G` for G = 1, 2, 4 (median of 3). Prints a markdown table, led by the goals of issue 6 and
+# whether this run meets them, and writes it to bench/results.md.
 #
 # Usage: sudo Scripts/bench.sh
 # Env:   KVMNET              the binary (default KVMNET_SRC/.build/release/kvmnet, built there
@@ -18,6 +19,7 @@
 #        BENCH_SEED_BIG_REPS repetitions of the seed way for N >= 1023 (default 3)
 #        BENCH_HOOK_REPS     hook calls (default 50)
 #        BENCH_GUEST_REPS    repetitions of the guests case (default 3; 0 skips it)
+#        BENCH_GUESTS        guest counts of the guests case (default "1 2 4"; 1 must be there)
 #        BENCH_STRACE        1 (default when strace exists): syscall counts of one up/down/hook
 #        BENCH_OUT           where the table goes besides stdout (default bench/results.md)
 # Needs: root, gcc, pkg-config, libnl-route-3-dev (Scripts/setup.sh), iptables; qemu and the
@@ -37,6 +39,7 @@ REPS=${BENCH_REPS:-5}
 SEED_BIG_REPS=${BENCH_SEED_BIG_REPS:-3}
 HOOK_REPS=${BENCH_HOOK_REPS:-50}
 GUEST_REPS=${BENCH_GUEST_REPS:-3}
+GUESTS=(${BENCH_GUESTS:-1 2 4})
 if [ -z "${BENCH_STRACE:-}" ]; then
   if command -v strace >/dev/null; then BENCH_STRACE=1; else BENCH_STRACE=0; fi
 fi
@@ -131,6 +134,10 @@ median() {
 count() { tr ' ' '\n' <<<"${SAMPLES[$1]:-}" | grep -c . || true; }
 ms() { [ -n "$1" ] && awk -v u="$1" 'BEGIN { x = u / 1000; if (x < 10) printf "%.2f", x; else if (x < 100) printf "%.1f", x; else printf "%.0f", x }' || printf -- '–'; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else printf "–" }' || printf -- '–'; }
+paired() { # KEY: median of per-repetition ratios stored in thousandths
+  local m; m=$(median "$1")
+  [ -n "$m" ] && awk -v m="$m" 'BEGIN { printf "%.2f×", m / 1000 }' || printf -- '–'
+}
 growth() { # KEY-prefix: log(t1023/t64)/log(1023/64) over the measured sizes
   local a b
   a=$(median "$1,64"); b=$(median "$1,1023")
@@ -174,9 +181,9 @@ for n in "${SIZES[@]}"; do
   new_ns "nl-$n"; ns_nl=$NS
   for ((r = 1; r <= REPS; r++)); do
     say "N=$n rep $r/$REPS"
-    timed kv "$ns_kv" up nat --taps "$n"; add "kv,up,$n" $ELAPSED
+    timed kv "$ns_kv" up nat --taps "$n"; add "kv,up,$n" $ELAPSED; kvup=$ELAPSED
     expect_links "$ns_kv" "$n"
-    timed kv "$ns_kv" down; add "kv,down,$n" $ELAPSED
+    timed kv "$ns_kv" down; add "kv,down,$n" $ELAPSED; kvdown=$ELAPSED
     expect_links "$ns_kv" -1
 
     if [ "$r" -le "$reps_seed" ]; then
@@ -187,12 +194,14 @@ for n in "${SIZES[@]}"; do
     fi
 
     timed "$NLREF" --netns "$ns_nl" up "$n" --group $GROUP; add "nl,up,$n" $ELAPSED
+    add "pair,up,$n" $((kvup * 1000 / ELAPSED))
     expect_links "$ns_nl" "$n"
     timed "$NLREF" --netns "$ns_nl" down "$n"; add "nl,down,$n" $ELAPSED
     expect_links "$ns_nl" -1
     timed "$NLREF" --netns "$ns_nl" up "$n" --group $GROUP; add "nl,up,$n" $ELAPSED
     expect_links "$ns_nl" "$n"
     timed "$NLREF" --netns "$ns_nl" down "$n" --group $GROUP; add "nlg,down,$n" $ELAPSED
+    add "pair,down,$n" $((kvdown * 1000 / ELAPSED))
     expect_links "$ns_nl" -1
   done
   del_ns "$ns_kv"; del_ns "$ns_seed"; del_ns "$ns_nl"
@@ -249,14 +258,16 @@ kv "$ns_hk" down >>"$LOG" 2>&1 || fail "down after the hook"
 del_ns "$ns_hk"
 
 # ---------------------------------------------------------------------------------------------
-# Syscall counts of one run each (strace -f -c; counts only, strace's own times are not used).
+# Syscall counts of one run each (strace -f -b execve -c: kvmnet's own threads; a child is
+# dropped at its exec, so the dnsmasq that `up` leaves running is not waited for; counts only,
+# strace's own times are not used).
 if [ "$BENCH_STRACE" = 1 ]; then
   say "syscall counts (strace)"
   new_ns strace; ns_st=$NS
   sc() { # KEY CMD...: strace -c summary into SC[KEY,syscall]
     local key=$1 f=$WORK/strace.$1
     shift
-    strace -f -qq -c -o "$f" "$@" >>"$LOG" 2>&1 || fail "strace $*"
+    strace -f -b execve -qq -c -o "$f" "$@" >>"$LOG" 2>&1 || fail "strace $*"
     awk -v k="$key" '$NF ~ /^[a-z_0-9]+$/ && $4 ~ /^[0-9]+$/ && $NF != "total" {
       print k "," $NF " " $4 }' "$f" >>"$WORK/sc"
   }
@@ -281,7 +292,7 @@ if [ "$GUEST_REPS" -gt 0 ]; then
     ACCEL=tcg
     if [ -r /dev/kvm ] && grep -qwE 'vmx|svm' /proc/cpuinfo; then ACCEL=kvm; fi
     for ((r = 1; r <= GUEST_REPS; r++)); do
-      for g in 1 2; do
+      for g in "${GUESTS[@]}"; do
         say "guests: $g, rep $r/$GUEST_REPS ($ACCEL)"
         new_ns "g$g"; ns_g=$NS
         timed kv "$ns_g" up nat --guests "$g"; add "guests,up,$g" $ELAPSED
@@ -301,6 +312,43 @@ fi
 
 # ---------------------------------------------------------------------------------------------
 # The report
+# goal WHAT VALUE OP LIMIT UNIT: one row of the goals table (VALUE empty: not measured).
+goal() {
+  local met
+  if [ -z "$2" ]; then met="not measured"
+  else met=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { ok = (op == "<=") ? v <= l : v >= l; print ok ? "yes" : "**no**" }'); fi
+  echo "| $1 | ${2:-–}$5 | $3 $4$5 | $met |"
+}
+# q A B: A / B with two decimals (empty when either is missing).
+q() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }'; }
+goals() {
+  local n=256 cores; cores=$(nproc)
+  echo "## goals (issue 6) in this run"
+  echo
+  echo "| what | measured | goal | met |"
+  echo "|---|---:|---:|---|"
+  local pu pd
+  pu=$(median "pair,up,$n"); pd=$(median "pair,down,$n")
+  goal "\`up nat --taps $n\` / libnl floor (paired)" "$([ -n "$pu" ] && awk -v m="$pu" 'BEGIN { printf "%.2f", m / 1000 }')" "<=" 1.5 "×"
+  goal "seed / kvmnet, up $n" "$(q "$(median "seed,up,$n")" "$(median "kv,up,$n")")" ">=" 10 "×"
+  goal "\`down\` of it / libnl group delete (paired)" "$([ -n "$pd" ] && awk -v m="$pd" 'BEGIN { printf "%.2f", m / 1000 }')" "<=" 1.5 "×"
+  goal "seed / kvmnet, down $n" "$(q "$(median "seed,down,$n")" "$(median "kv,down,$n")")" ">=" 30 "×"
+  local hk ht
+  hk=$(median hook,kv); ht=$(median hook,true)
+  goal "\`hook ifup\` − \`/bin/true\`" "$([ -n "$hk" ] && [ -n "$ht" ] && awk -v a="$hk" -v b="$ht" 'BEGIN { printf "%.2f", (a - b) / 1000 }')" "<=" 8 " ms"
+  goal "growth 64→1023, up" "$(growth kv,up | tr -d '–')" "<=" 1.1 ""
+  goal "growth 64→1023, down" "$(growth kv,down | tr -d '–')" "<=" 1.1 ""
+  if [ -z "$GUEST_NOTE" ]; then
+    local g
+    for g in "${GUESTS[@]}"; do
+      [ "$g" -eq 1 ] && continue
+      local limit=$(( (g + cores - 1) / cores ))
+      [ "$g" -eq 2 ] && [ "$cores" -ge 2 ] && limit=1.3
+      goal "$g guests / 1 guest (up)" "$(q "$(median "guests,up,$g")" "$(median guests,up,1)")" "<=" "$limit" "×"
+    done
+  fi
+  echo
+}
 report() {
   local n
   echo "# kvmnet benchmark"
@@ -313,29 +361,31 @@ report() {
   echo "seed: \`ip netns exec NS bash bench/seed.sh up|down N\` (one process per ip/iptables call)."
   echo "libnl: \`bench/nlref.c\`, link work only (no firewall, no sysctl), in one process."
   echo
+  goals
   echo "## up (bridge + address + N taps, enslaved and up; kvmnet and seed also firewall + ip_forward)"
   echo
-  echo "| N | kvmnet | seed | libnl floor | kvmnet / libnl | seed / kvmnet | runs (kv/seed/libnl) |"
-  echo "|---:|---:|---:|---:|---:|---:|---|"
+  echo "| N | kvmnet | seed | libnl floor | kvmnet / libnl | same, paired | seed / kvmnet | runs (kv/seed/libnl) |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---|"
   for n in "${SIZES[@]}"; do
     local k s l
     k=$(median "kv,up,$n"); s=$(median "seed,up,$n"); l=$(median "nl,up,$n")
-    echo "| $n | $(ms "$k") | $(ms "$s") | $(ms "$l") | $(ratio "$k" "$l") | $(ratio "$s" "$k") | $(count "kv,up,$n")/$(count "seed,up,$n")/$(count "nl,up,$n") |"
+    echo "| $n | $(ms "$k") | $(ms "$s") | $(ms "$l") | $(ratio "$k" "$l") | $(paired "pair,up,$n") | $(ratio "$s" "$k") | $(count "kv,up,$n")/$(count "seed,up,$n")/$(count "nl,up,$n") |"
   done
-  echo "| growth 64→1023 | $(growth kv,up) | $(growth seed,up) | $(growth nl,up) | | | |"
+  echo "| growth 64→1023 | $(growth kv,up) | $(growth seed,up) | $(growth nl,up) | | | | |"
   echo
   echo "## down"
   echo
-  echo "| N | kvmnet | seed | libnl per device | libnl group delete | kvmnet / libnl per device | kvmnet / libnl group | seed / kvmnet |"
-  echo "|---:|---:|---:|---:|---:|---:|---:|---:|"
+  echo "| N | kvmnet | seed | libnl per device | libnl group delete | kvmnet / libnl per device | kvmnet / libnl group | same, paired | seed / kvmnet |"
+  echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
   for n in "${SIZES[@]}"; do
     local k s l g
     k=$(median "kv,down,$n"); s=$(median "seed,down,$n"); l=$(median "nl,down,$n"); g=$(median "nlg,down,$n")
-    echo "| $n | $(ms "$k") | $(ms "$s") | $(ms "$l") | $(ms "$g") | $(ratio "$k" "$l") | $(ratio "$k" "$g") | $(ratio "$s" "$k") |"
+    echo "| $n | $(ms "$k") | $(ms "$s") | $(ms "$l") | $(ms "$g") | $(ratio "$k" "$l") | $(ratio "$k" "$g") | $(paired "pair,down,$n") | $(ratio "$s" "$k") |"
   done
-  echo "| growth 64→1023 | $(growth kv,down) | $(growth seed,down) | $(growth nl,down) | $(growth nlg,down) | | | |"
+  echo "| growth 64→1023 | $(growth kv,down) | $(growth seed,down) | $(growth nl,down) | $(growth nlg,down) | | | | |"
   echo
-  echo "Growth is log(t1023/t64)/log(1023/64): 1 is linear in N."
+  echo "Growth is log(t1023/t64)/log(1023/64): 1 is linear in N. \"paired\": the median of the ratios"
+  echo "within each repetition (kvmnet and libnl run one after the other), steadier than a ratio of medians."
   local big=0
   for n in "${SIZES[@]}"; do [ "$n" -ge 1023 ] && big=1; done
   if [ "$big" = 1 ] && [ "$SEED_BIG_REPS" -lt "$REPS" ]; then
@@ -369,16 +419,16 @@ report() {
   if [ -n "$GUEST_NOTE" ]; then
     echo "$GUEST_NOTE"
   else
-    echo "| guests | up (ms) | down (ms) | accel |"
-    echo "|---:|---:|---:|---|"
-    echo "| 1 | $(ms "$(median guests,up,1)") | $(ms "$(median guests,down,1)") | $ACCEL |"
-    echo "| 2 | $(ms "$(median guests,up,2)") | $(ms "$(median guests,down,2)") | $ACCEL |"
-    echo
-    echo "2 guests / 1 guest: $(ratio "$(median guests,up,2)" "$(median guests,up,1)") (up)."
+    echo "| guests | up (ms) | down (ms) | up / 1 guest | goal: at most ⌈G / $(nproc) cores⌉ boots | accel |"
+    echo "|---:|---:|---:|---:|---:|---|"
+    local g
+    for g in "${GUESTS[@]}"; do
+      echo "| $g | $(ms "$(median guests,up,$g)") | $(ms "$(median guests,down,$g)") | $(ratio "$(median guests,up,$g)" "$(median guests,up,1)") | $(( (g + $(nproc) - 1) / $(nproc) ))$([ "$g" -eq 2 ] && echo " (issue: 1.3)") | $ACCEL |"
+    done
   fi
   if [ "$BENCH_STRACE" = 1 ]; then
     echo
-    echo "## syscalls of one kvmnet run (strace -f -c, counts)"
+    echo "## syscalls of one kvmnet run (strace -f -b execve -c: its own threads, not the programs it runs; counts)"
     echo
     echo "| run | fsync | rename | openat | newfstatat | getdents64 | sendmsg | recvmsg | execve | wait4 |"
     echo "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
