@@ -13,7 +13,22 @@ extension NetlinkHost {
     /// Flags are the full 32-bit IFA_FLAGS (permanent, noprefixroute, …); the label is reported
     /// only when it differs from the interface name.
     public func addresses() throws(HostError) -> [InterfaceAddress] {
-        let names = Dictionary(try links().map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        try addresses(names: Self.names(try links()))
+    }
+
+    /// Interface index → name, for naming the links of addresses and routes.
+    static func names(_ links: [LinkInfo]) -> [Int32: String] {
+        Dictionary(links.map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+    }
+
+    /// Links, addresses and routes with one link dump (not one per kind).
+    public func dump() throws(HostError) -> (links: [LinkInfo], addresses: [InterfaceAddress], routes: [RouteInfo]) {
+        let links = try links()
+        let names = Self.names(links)
+        return (links, try addresses(names: names), try routes(names: names))
+    }
+
+    func addresses(names: [Int32: String]) throws(HostError) -> [InterfaceAddress] {
         var cache: OpaquePointer?
         try checkLibnl(rtnl_addr_alloc_cache(sock, &cache), "list addresses")
         defer { nl_cache_free(cache) }

@@ -17,7 +17,10 @@ extension NetlinkHost {
     /// routes live in the local table or have other types and never appear. State flags of
     /// the nexthop (linkdown, dead) are dropped.
     public func routes() throws(HostError) -> [RouteInfo] {
-        let names = Dictionary(try links().map { ($0.index, $0.name) }, uniquingKeysWith: { a, _ in a })
+        try routes(names: Self.names(try links()))
+    }
+
+    func routes(names: [Int32: String]) throws(HostError) -> [RouteInfo] {
         var cache: OpaquePointer?
         try checkLibnl(rtnl_route_alloc_cache(sock, AF_UNSPEC, 0, &cache), "list routes")
         defer { nl_cache_free(cache) }

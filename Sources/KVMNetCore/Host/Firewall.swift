@@ -69,22 +69,22 @@ public struct Firewall {
         }
     }
 
-    /// Removes exactly the recorded objects that are still there.
-    public func remove(_ record: FirewallRecord) throws {
+    /// Removes exactly the recorded objects that are still there: reads the host and starts the
+    /// transaction; the function it returns waits for it (and throws when it failed).
+    public func startRemoval(_ record: FirewallRecord) throws -> () throws -> Void {
         switch record.backend {
         case .iptables:
             let ipt = Iptables(runner)
-            try ipt.restore(iptablesRemovalScript(record, present: try ipt.save()))
+            return try ipt.startRestore(iptablesRemovalScript(record, present: try ipt.save()))
         case .nftables:
             let nft = Nft(runner)
             let present = try nft.list()
-            guard present.exists else { return }
+            guard present.exists else { return {} }
             let ours = Set(record.chains)
             let all = Set(present.chains.keys.map { "chain:\($0)" } + present.maps.keys.map { "map:\($0)" })
             if all.isSubset(of: ours) {
                 // Nothing else in kvmnet's table: the table goes with them.
-                try nft.apply("delete table \(NftRuleset.table)\n")
-                return
+                return try nft.start("delete table \(NftRuleset.table)\n")
             }
             var lines: [String] = []
             for o in record.chains where o.hasPrefix("chain:") && all.contains(o) {
@@ -94,7 +94,7 @@ public struct Firewall {
             for o in record.chains where o.hasPrefix("map:") && all.contains(o) {
                 lines.append("delete map \(NftRuleset.table) \(o.dropFirst(4))")
             }
-            if !lines.isEmpty { try nft.apply(lines.joined(separator: "\n") + "\n") }
+            return lines.isEmpty ? {} : try nft.start(lines.joined(separator: "\n") + "\n")
         }
     }
 
@@ -185,12 +185,8 @@ public struct Nft {
         return r.stdout
     }
 
-    /// Applies a transaction: all of it or nothing. Equals `nft -f -`.
-    public func apply(_ script: String) throws {
-        try start(script)()
-    }
-
-    /// Starts `nft -f -` with the transaction; the function it returns waits for it.
+    /// Starts `nft -f -` with a transaction (all of it or nothing); the function it returns
+    /// waits for it.
     public func start(_ script: String) throws -> () throws -> Void {
         let argv = ["nft", "-f", "-"]
         let started = try installed { try runner.start(argv, stdin: script) }

@@ -36,6 +36,9 @@ public protocol LinkControl: AnyObject {
     func addRoute(_ route: RouteInfo) throws
     /// Equals `ip route del DST [via GW] dev IF table T metric M`. Throws `notFound`.
     func deleteRoute(_ route: RouteInfo) throws
+    /// Links, addresses and routes at once (addresses and routes name their links from the same
+    /// link dump). Equals `ip link; ip addr; ip route show table all`.
+    func dump() throws -> (links: [LinkInfo], addresses: [InterfaceAddress], routes: [RouteInfo])
 }
 
 /// What `setLink` changes; nil leaves an attribute as it is.
@@ -52,6 +55,9 @@ public struct LinkChange: Equatable, Sendable {
 }
 
 extension LinkControl {
+    public func dump() throws -> (links: [LinkInfo], addresses: [InterfaceAddress], routes: [RouteInfo]) {
+        (try links(), try addresses(), try routes())
+    }
     /// Equals `ip link set NAME up|down`.
     public func setUp(name: String, _ up: Bool) throws { try setLink(name, LinkChange(up: up)) }
     /// Equals `ip link set NAME mtu MTU`.

@@ -11,13 +11,8 @@ public struct Iptables {
         IptablesState(save: try run(["iptables-save"], stdin: nil))
     }
 
-    /// Applies a transaction without touching anything it does not name.
-    /// Equals `iptables-restore -w --noflush`.
-    public func restore(_ text: String) throws {
-        try startRestore(text)()
-    }
-
-    /// Starts `iptables-restore` with the transaction; the function it returns waits for it.
+    /// Starts a transaction that touches nothing it does not name; the function it returns waits
+    /// for it. Equals `iptables-restore -w --noflush`.
     public func startRestore(_ text: String) throws -> () throws -> Void {
         guard !text.isEmpty else { return {} }
         let argv = ["iptables-restore", "-w", "--noflush"]

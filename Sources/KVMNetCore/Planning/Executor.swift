@@ -342,7 +342,10 @@ public final class Executor {
         // A tap a live process still holds (a guest on a pre-made tap) is never deleted.
         let holders = env.probe.tapHolders(taps)
         // Daemons are told to stop first and awaited last: their exit overlaps the other work.
+        // So does the firewall's removal (a transaction in another process): every tap is gone
+        // by then, so nothing reaches the bridge while its rules go.
         var stopping: [(pid: Int32, startTime: UInt64)] = []
+        var removingFirewall: [(JournalEntry, () throws -> Void)] = []
         for case .startedDaemon(let d) in entries { if let p = signalDaemon(d) { stopping.append(p) } }
         deleteTapGroup(taps: taps, held: Set(holders.keys))
         // The taps left after the group delete, in one dump (not one request per recorded tap).
@@ -390,13 +393,16 @@ public final class Executor {
                         try links.setMaster(name: port, bridge: nil)
                     }
                 case .firewall(let rec):
-                    try Firewall(env.commands).remove(rec)
+                    removingFirewall.append((entry, try Firewall(env.commands).startRemoval(rec)))
                 case .startedDaemon:
                     break   // signalled above, awaited below
                 }
             } catch {
                 problems.append((entry, "undo \(entry.summary): \(error)"))
             }
+        }
+        for (entry, finish) in removingFirewall {
+            do { try finish() } catch { problems.append((entry, "undo \(entry.summary): \(error)")) }
         }
         stopping.forEach(awaitExit)
         return problems

@@ -39,7 +39,8 @@ public final class NetworkDriver {
     public init(env: HostEnvironment) { self.env = env }
 
     func observe() throws -> HostObservation {
-        HostObservation(links: try env.links.links(), addresses: try env.links.addresses(), routes: try env.links.routes())
+        let d = try env.links.dump()
+        return HostObservation(links: d.links, addresses: d.addresses, routes: d.routes)
     }
 
     /// Refuses a record made in another network namespace.
