@@ -20,7 +20,7 @@
  *     IFLA_LINKINFO { IFLA_INFO_KIND "bridge",
  *                     IFLA_INFO_DATA { IFLA_BR_STP_STATE 0, IFLA_BR_FORWARD_DELAY 0 } }
  */
-int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu) {
+int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu, int64_t group) {
     struct nl_msg *msg = nlmsg_alloc_simple(RTM_NEWLINK, NLM_F_CREATE | NLM_F_EXCL | NLM_F_ACK);
     if (msg == NULL) return -NLE_NOMEM;
 
@@ -33,6 +33,7 @@ int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *
     if (nla_put_string(msg, IFLA_IFNAME, name) < 0) goto out;
     if (nla_put(msg, IFLA_ADDRESS, 6, mac) < 0) goto out;
     if (nla_put_u32(msg, IFLA_MTU, mtu) < 0) goto out;
+    if (group >= 0 && nla_put_u32(msg, IFLA_GROUP, (uint32_t)group) < 0) goto out;
     if ((linkinfo = nla_nest_start(msg, IFLA_LINKINFO)) == NULL) goto out;
     if (nla_put_string(msg, IFLA_INFO_KIND, "bridge") < 0) goto out;
     if ((data = nla_nest_start(msg, IFLA_INFO_DATA)) == NULL) goto out;

@@ -87,13 +87,14 @@ public final class NetlinkHost: LinkControl {
 
     // MARK: Creating and deleting links
 
-    /// Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down.
+    /// Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down, in link
+    /// group `group` when given.
     ///
-    /// Equals `ip link add NAME address MAC mtu MTU type bridge stp_state 0 forward_delay 0`.
+    /// Equals `ip link add NAME address MAC mtu MTU [group G] type bridge stp_state 0 forward_delay 0`.
     /// Sent with NLM_F_CREATE|NLM_F_EXCL: throws `exists` when any link of that name exists,
     /// a tap included (libnl's `rtnl_link_bridge_add` would silently succeed there).
-    public func createBridge(name: String, mac: MACAddress, mtu: UInt32) throws(HostError) {
-        try checkLibnl(kvmnet_nl_bridge_add(sock, name, mac.bytes, mtu), "add bridge \(name)")
+    public func createBridge(name: String, mac: MACAddress, mtu: UInt32, group: UInt32? = nil) throws(HostError) {
+        try checkLibnl(kvmnet_nl_bridge_add(sock, name, mac.bytes, mtu, group.map(Int64.init) ?? -1), "add bridge \(name)")
     }
 
     /// Creates a persistent tap owned by `owner` (a uid), down.

@@ -109,10 +109,11 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public func links() throws -> [LinkInfo] { linkTable }
     public func link(named name: String) throws -> LinkInfo? { linkTable.first { $0.name == name } }
 
-    public func createBridge(name: String, mac: MACAddress, mtu: UInt32) throws {
+    public func createBridge(name: String, mac: MACAddress, mtu: UInt32, group: UInt32?) throws {
         try change("add bridge \(name)")
         if linkTable.contains(where: { $0.name == name }) { throw HostError.exists("add bridge \(name): Object exists") }
         addLink(name, kind: "bridge", mac: mac, mtu: mtu)
+        if let g = group { linkTable[linkTable.count - 1].group = g }
     }
 
     public func createTap(name: String, owner: UInt32) throws {

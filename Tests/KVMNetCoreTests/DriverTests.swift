@@ -36,6 +36,30 @@ import KVMNetTestSupport
         #expect(!again.wasUp)
     }
 
+    /// `down` deletes the taps, and the bridge unless it is a bridged network's, with one group
+    /// request. A link someone else put in that group and a tap a live process holds are moved
+    /// out of it first and survive.
+    @Test(arguments: [NetworkModel.nat, .isolated, .bridged])
+    func downDeletesTheGroupButNeverAForeignMember(_ model: NetworkModel) throws {
+        let host = FakeHost.sandbox()
+        let driver = NetworkDriver(env: host.environment)
+        _ = try driver.up(Self.request(model, taps: 3))
+        let group = try #require(host.records[.default]?.tapGroup)
+        #expect(host.linkTable.filter { $0.group == group }.map(\.name).sorted()
+                == (model == .bridged ? [] : ["br-in"]) + ["vif1.0", "vif2.0", "vif3.0"])
+        let theirs = host.addLink("theirs0", kind: "veth")
+        host.linkTable[host.linkTable.firstIndex { $0.name == theirs.name }!].group = group
+        host.heldTaps["vif2.0"] = (4242, "qemu-system-x86")
+        let logged = host.changeLog.count
+        #expect(throws: KVMNetError.self) { try driver.down(.default) }   // vif2.0 is held
+        let log = Array(host.changeLog[logged...])
+        #expect(log.filter { $0 == "del group \(group)" }.count == 1, "\(log)")
+        #expect(log.contains("del link br-in") == (model == .bridged), "\(log)")
+        #expect(host.linkTable.contains { $0.name == "theirs0" && $0.group == 0 })
+        #expect(host.linkTable.contains { $0.name == "vif2.0" })
+        #expect(!host.linkTable.contains { ["br-in", "vif1.0", "vif3.0"].contains($0.name) })
+    }
+
     /// lo down (a bare `ip netns add`): the host cannot ask its own DNS server; `up` says so and
     /// neither fails nor touches lo. A network without a host service does not care.
     @Test(arguments: NetworkModel.allCases)

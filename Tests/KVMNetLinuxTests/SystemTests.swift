@@ -58,6 +58,13 @@ struct Sandbox {
         return r.stdout
     }
 
+    /// `ip link`'s group of a link in the pretend host: "default" or a number.
+    func linkGroup(_ link: String) throws -> String {
+        let json = try inHost("ip", "-j", "link", "show", link)
+        let l = (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first
+        return l?["group"] as? String ?? "?"
+    }
+
     func kvmnet(_ args: String...) throws -> CommandResult {
         try runner.run([Self.binary, "--netns", host, "--state-dir", stateDir] + args, stdin: nil)
     }
@@ -162,8 +169,13 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(try s.snapshot() == afterUp, "a second up changed the namespace")
         #expect(try s.kvmnet("status").status == 0)
 
+        // Someone else's link in the taps' link group: `down` deletes that group, never this link.
+        let group = try s.linkGroup("vif1.0")
+        _ = try s.inHost("ip", "link", "add", "theirs0", "group", group, "type", "veth", "peer", "name", "theirs1")
         let down = try s.kvmnet("down")
         #expect(down.status == 0, "\(down.stderr)")
+        #expect(try s.linkGroup("theirs0") == "default", "the foreign link did not survive down in its group")
+        _ = try s.inHost("ip", "link", "del", "theirs0")
         let after = try s.snapshot()
         #expect(after == before, "down did not restore the namespace:\n\(lineDiff(before, after))")
         let twice = try s.kvmnet("down")
@@ -334,6 +346,8 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         let info = (link["linkinfo"] as? [String: Any])?["info_data"] as? [String: Any]
         #expect(info?["stp_state"] as? Int == 0)
         #expect(info?["forward_delay"] as? Int == 0)
+        // The bridge joins its taps' link group (one request deletes them all), unless bridged.
+        #expect((try s.linkGroup("br-in") == s.linkGroup("vif1.0")) == (model != .bridged))
         let ports = try s.inHost("ip", "-o", "link", "show", "master", "br-in")
         #expect(ports.contains("vif1.0") && ports.contains("vif2.0"))
         let fwd = try s.inHost("cat", "/proc/sys/net/ipv4/ip_forward").trimmingCharacters(in: .whitespacesAndNewlines)

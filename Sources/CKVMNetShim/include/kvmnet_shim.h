@@ -25,12 +25,12 @@ struct nl_sock;
 int kvmnet_tap_create(const char *name, uint32_t owner, const char **failed_call);
 
 /*
- * Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down, with
- * NLM_F_CREATE|NLM_F_EXCL|NLM_F_ACK on SOCK. MAC points at 6 bytes.
- * Equals `ip link add NAME address MAC mtu MTU type bridge stp_state 0 forward_delay 0`.
+ * Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down, in link group
+ * GROUP unless it is negative, with NLM_F_CREATE|NLM_F_EXCL|NLM_F_ACK on SOCK. MAC points at 6 bytes.
+ * Equals `ip link add NAME address MAC mtu MTU [group G] type bridge stp_state 0 forward_delay 0`.
  * Returns 0 or a negative libnl code (-NLE_EXIST when any link of that name exists).
  */
-int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu);
+int kvmnet_nl_bridge_add(struct nl_sock *sock, const char *name, const uint8_t *mac, uint32_t mtu, int64_t group);
 
 /* One link as kvmnet_nl_link_dump reads it. */
 struct kvmnet_link {

@@ -8,10 +8,10 @@ public protocol LinkControl: AnyObject {
     func links() throws -> [LinkInfo]
     /// One link by name, or nil. Equals `ip -d link show dev NAME`.
     func link(named name: String) throws -> LinkInfo?
-    /// Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down.
-    /// Equals `ip link add NAME address MAC mtu MTU type bridge stp_state 0 forward_delay 0`.
-    /// Throws `exists` when any link of that name exists (NLM_F_EXCL).
-    func createBridge(name: String, mac: MACAddress, mtu: UInt32) throws
+    /// Creates a bridge with STP off and forward delay 0, its MAC and MTU set, down, in link
+    /// group `group` when given. Equals `ip link add NAME address MAC mtu MTU [group G] type bridge
+    /// stp_state 0 forward_delay 0`. Throws `exists` when any link of that name exists (NLM_F_EXCL).
+    func createBridge(name: String, mac: MACAddress, mtu: UInt32, group: UInt32?) throws
     /// Creates a persistent tap owned by `owner` (uid). Equals `ip tuntap add NAME mode tap user UID`.
     func createTap(name: String, owner: UInt32) throws
     /// Deletes a link. Equals `ip link del NAME`. Throws `notFound` when there is none.

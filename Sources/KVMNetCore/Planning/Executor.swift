@@ -118,15 +118,21 @@ public final class Executor {
         }
     }
 
-    /// Deletes the network's taps with one group request (each device deleted on its own waits
-    /// for the kernel's RCU barrier, ~17 ms). Membership is re-checked first: a link in the group
-    /// that is not one of this network's taps, or a tap a live process holds, is moved out of it.
+    /// Deletes the network's taps, and its bridge when it joined their group, with one group
+    /// request (each device deleted on its own waits for the kernel's RCU barrier, ~17 ms).
+    /// Membership is re-checked first: a link in the group that is neither one of this network's
+    /// taps nor the bridge it created, or a tap a live process holds, is moved out of it.
     func deleteTapGroup(taps: Set<String>, held: Set<String>) {
         guard let group = record.tapGroup, group != 0, !taps.isEmpty, let all = try? env.links.links() else { return }
         let members = all.filter { $0.group == group }
         guard !members.isEmpty else { return }
+        let bridge = record.spec.bridge.rawValue
+        func ours(_ l: LinkInfo) -> Bool {
+            if l.name == bridge { return l.isBridge && owns(bridge) && record.spec.model != .bridged }
+            return taps.contains(l.name) && l.isTap && !held.contains(l.name)
+        }
         do {
-            for m in members where !taps.contains(m.name) || !m.isTap || held.contains(m.name) {
+            for m in members where !ours(m) {
                 try env.links.setLink(m.name, LinkChange(group: 0))
             }
             try env.links.deleteLinks(group: group)
@@ -149,10 +155,10 @@ public final class Executor {
     func apply(_ step: HostStep) throws -> Bool {
         let links = env.links
         switch step {
-        case .createBridge(let name, let mac, let mtu):
+        case .createBridge(let name, let mac, let mtu, let group):
             if let l = host.link(name), l.isBridge, owns(name) { return false }
             try journal(.createdLink(name: name, kind: "bridge"))
-            do { try links.createBridge(name: name, mac: mac, mtu: mtu) } catch HostError.exists(let m) {
+            do { try links.createBridge(name: name, mac: mac, mtu: mtu, group: group) } catch HostError.exists(let m) {
                 // Someone made a link of that name since the check: it is not ours to undo.
                 record.journal.removeAll { $0 == .createdLink(name: name, kind: "bridge") }
                 created.remove(name)

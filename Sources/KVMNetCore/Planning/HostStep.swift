@@ -1,7 +1,8 @@
 /// One change `up` makes to the host, in the order the plan gives.
 public enum HostStep: Equatable, Sendable {
     /// Creates the network's bridge (STP off, forward delay 0, MAC and MTU set).
-    case createBridge(name: String, mac: MACAddress, mtu: UInt32)
+    /// `group`: the link group of the network's taps, so that one request deletes them all.
+    case createBridge(name: String, mac: MACAddress, mtu: UInt32, group: UInt32?)
     /// A per-device sysctl on a device kvmnet created; it goes away with the device.
     case setDeviceSysctl(key: String, value: String)
     /// A namespace-wide sysctl; its previous value is recorded and restored by `down`.
@@ -39,8 +40,8 @@ public enum HostStep: Equatable, Sendable {
     /// The command a person would type for this step.
     public var command: String {
         switch self {
-        case .createBridge(let n, let mac, let mtu):
-            return "ip link add \(n) address \(mac) mtu \(mtu) type bridge stp_state 0 forward_delay 0"
+        case .createBridge(let n, let mac, let mtu, let group):
+            return "ip link add \(n) address \(mac) mtu \(mtu)" + (group.map { " group \($0)" } ?? "") + " type bridge stp_state 0 forward_delay 0"
         case .setDeviceSysctl(let k, let v), .setSysctl(let k, let v):
             return "sysctl -w \(k)=\(v)"
         case .addAddress(let a):
@@ -72,7 +73,7 @@ public enum HostStep: Equatable, Sendable {
     /// A short name for the step in progress and error messages.
     public var summary: String {
         switch self {
-        case .createBridge(let n, _, _): return "create bridge \(n)"
+        case .createBridge(let n, _, _, _): return "create bridge \(n)"
         case .setDeviceSysctl(let k, let v), .setSysctl(let k, let v): return "set \(k)=\(v)"
         case .addAddress(let a): return "add address \(a)"
         case .setUp(let n): return "bring \(n) up"

@@ -110,7 +110,12 @@ public enum Planner {
     public static func plan(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
                             forwards: [PortForward] = [], dnsmasq: DnsmasqPlan? = nil) -> [HostStep] {
         let br = spec.bridge.rawValue
-        var steps: [HostStep] = [.createBridge(name: br, mac: spec.bridgeMAC, mtu: spec.mtu)]
+        let group = tapGroup(spec, on: host, record: record)
+        // The bridge joins its taps' group, so that `down` deletes it with them in one request
+        // (one kernel barrier, not two). Not a bridged network's: it carries the uplink's
+        // addresses, which go back to the uplink before the bridge goes.
+        let bridgeGroup = spec.tapNames.isEmpty || spec.model == .bridged ? nil : group
+        var steps: [HostStep] = [.createBridge(name: br, mac: spec.bridgeMAC, mtu: spec.mtu, group: bridgeGroup)]
         if spec.model != .bridged {
             // No IPv6 on these bridges: without this the bridge takes a link-local address
             // the moment it is up, and guests of an isolated network reach the host over it.
@@ -126,7 +131,6 @@ public enum Planner {
         // taps are made (the executor waits for them before any later step).
         steps.append(.installFirewall(FirewallPlan(spec: spec, forwards: forwards)))
         if let d = dnsmasq { steps.append(.startDnsmasq(d)) }
-        let group = tapGroup(spec, on: host, record: record)
         for tap in spec.tapNames.map(\.rawValue) {
             steps.append(.createTap(name: tap, owner: spec.tapOwner))
             steps.append(.attach(port: tap, bridge: br, mtu: spec.mtu, group: group))
