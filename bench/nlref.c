@@ -13,6 +13,9 @@
  *                                               (no ifindex, no name: the kernel's
  *                                               rtnl_group_dellink, one batched unregister),
  *                                               then br-in
+ *   --bridge-in-group (with up and with down --group): br-in joins group G too (one
+ *                                               RTM_NEWLINK) and goes with the taps' group
+ *                                               delete, as kvmnet does it: one barrier, not two
  *
  * libnl 3.7 has rtnl_link_set_group() for the change message, but rtnl_link_delete() and
  * rtnl_link_build_delete_request() insist on an ifindex or a name (NLE_MISSING_ATTR), so the
@@ -43,6 +46,9 @@
 
 #define BRIDGE "br-in"
 #define ADDRESS "192.168.1.254/24"
+
+/* --bridge-in-group */
+static int bridge_in_group;
 
 static void die_nl(const char *what, const char *obj, int err)
 {
@@ -98,8 +104,8 @@ static void up(struct nl_sock *sk, int n, uint32_t group)
     if ((err = rtnl_addr_add(sk, a, 0)) < 0) die_nl("add address", ADDRESS, err);
     rtnl_addr_put(a);
 
-    /* ip link set br-in up */
-    set_link(sk, BRIDGE, 0, 0, 0);
+    /* ip link set br-in up [group G] */
+    set_link(sk, BRIDGE, 0, group, bridge_in_group);
 
     for (int k = 1; k <= n; k++) {
         char name[IFNAMSIZ];
@@ -154,12 +160,12 @@ static void down(struct nl_sock *sk, int n, uint32_t group, int by_group)
             del_by_name(sk, name);
         }
     }
-    del_by_name(sk, BRIDGE);
+    if (!(by_group && bridge_in_group)) del_by_name(sk, BRIDGE);
 }
 
 static void usage(void)
 {
-    fprintf(stderr, "usage: nlref [--netns NAME] up|down N [--group G]\n");
+    fprintf(stderr, "usage: nlref [--netns NAME] up|down N [--group G] [--bridge-in-group]\n");
     exit(64);
 }
 
@@ -171,6 +177,7 @@ int main(int argc, char **argv)
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--netns") && i + 1 < argc) netns = argv[++i];
         else if (!strcmp(argv[i], "--group") && i + 1 < argc) { group = (uint32_t)strtoul(argv[++i], NULL, 10); has_group = 1; }
+        else if (!strcmp(argv[i], "--bridge-in-group")) bridge_in_group = 1;
         else if (!verb && (!strcmp(argv[i], "up") || !strcmp(argv[i], "down"))) verb = argv[i];
         else if (verb && n < 0) n = atoi(argv[i]);
         else usage();
