@@ -28,15 +28,14 @@ public final class Executor {
     /// call did, in reverse, and rethrows the original error naming the step.
     public func apply(_ steps: [HostStep], progress: (Int, HostStep) -> Void = { _, _ in }) throws {
         let start = record.journal.count
-        // One record write before the first change: the record as the caller prepared it, every
-        // tap this call will make (one write, not one per tap; undoing an entry whose tap was
-        // never made is harmless) and the link group they join.
-        let taps = steps.compactMap { s -> JournalEntry? in
+        // One record write before the first change: the record as the caller prepared it and
+        // the link group its taps join. Every tap this call will make is journaled by one more
+        // write right before the first one is made (one write, not one per tap; undoing an entry
+        // whose tap was never made is harmless): the records written before it stay small.
+        var taps = steps.compactMap { s -> JournalEntry? in
             guard case .createTap(let n, _) = s, !owns(n) else { return nil }
             return .createdLink(name: n, kind: "tun")
         }
-        record.journal += taps
-        for case .createdLink(let n, _) in taps { created.insert(n) }
         for case .attach(_, _, _, let group) in steps { record.tapGroup = group; break }
         try env.state.save(record)
         var reached = 0
@@ -47,6 +46,15 @@ public final class Executor {
                     throw StepFailure(index: i, error: KVMNetError.interrupted(signal: sig, "interrupted by signal \(sig)"))
                 }
                 if !step.overlapsBackgroundWork { try settle() }
+                if case .createTap = step, !taps.isEmpty {
+                    record.journal += taps
+                    do { try env.state.save(record) } catch {
+                        record.journal.removeLast(taps.count)
+                        throw StepFailure(index: i, error: error)
+                    }
+                    for case .createdLink(let n, _) in taps { created.insert(n) }
+                    taps = []
+                }
                 progress(i, step)
                 do {
                     if try apply(step) { performed.append(step) }
@@ -268,10 +276,11 @@ public final class Executor {
                     throw KVMNetError.failure(e.description
                         + (e.description.contains("exited with status 2:") ? " (dnsmasq's status 2: an address or port it needs is in use; see `kvmnet doctor`, and --dns off avoids port 53)" : ""))
                 }
+                // Saved by the next write of the record (until then `down` finds the pid in the
+                // pidfile): one write fewer of a record that holds every tap.
                 let i = record.journal.firstIndex(of: entry)!
                 record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
                                                                 pid: started.pid, startTime: started.startTime))
-                try env.state.save(record)
                 try checkServes(d)
             }
         }
