@@ -47,14 +47,8 @@ public final class FileStateStore: StateStore {
         try makeDirectory(dir)
         let e = JSONEncoder()
         e.outputFormatting = []
-        let data = try e.encode(record)
         let path = recordPath(record.name)
-        let tmp = path + ".tmp"
-        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0o644)
-        guard fd >= 0 else { throw posixError("write \(tmp)") }
-        let ok = data.withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) == $0.count }
-        close(fd)
-        guard ok, rename(tmp, path) == 0 else { throw posixError("write \(path)") }
+        try Files.replace(path, Array(try e.encode(record)), mode: 0o644, "write \(path)")
     }
 
     public func remove(_ network: NetworkName) throws {

@@ -27,7 +27,27 @@ enum Files {
         let fd = open(path, O_WRONLY | O_CLOEXEC)
         guard fd >= 0 else { throw errnoError(errno, operation()) }
         defer { close(fd) }
-        let bytes = Array(text.utf8)
+        try writeAll(fd, Array(text.utf8), operation())
+    }
+
+    /// Replaces a file atomically: `PATH.tmp` is written with `mode` (whatever the umask), then
+    /// renamed over it; readers see the old content or the new. No fsync: these files live in
+    /// the state folder (/run) and describe what a reboot wipes.
+    static func replace(_ path: String, _ bytes: [UInt8], mode: mode_t, _ operation: @autoclosure () -> String) throws(HostError) {
+        let tmp = path + ".tmp"
+        let fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, mode)
+        guard fd >= 0 else { throw errnoError(errno, operation()) }
+        var failure: HostError? = nil
+        do throws(HostError) {
+            try writeAll(fd, bytes, operation())
+            if fchmod(fd, mode) != 0 { throw errnoError(errno, operation()) }
+        } catch { failure = error }
+        close(fd)
+        if failure == nil, rename(tmp, path) != 0 { failure = errnoError(errno, operation()) }
+        if let failure { unlink(tmp); throw failure }
+    }
+
+    private static func writeAll(_ fd: Int32, _ bytes: [UInt8], _ operation: @autoclosure () -> String) throws(HostError) {
         var written = 0
         while written < bytes.count {
             let n = bytes[written...].withUnsafeBytes { Glibc.write(fd, $0.baseAddress, $0.count) }

@@ -213,18 +213,16 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
 
     public func writeScript(_ path: String, _ text: String) throws {
         let dir = (path as NSString).deletingLastPathComponent
-        do {
-            try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
-        } catch { throw HostError.permission("create \(dir): \(error.localizedDescription)") }
-        let tmp = path + ".tmp"
-        guard FileManager.default.createFile(atPath: tmp, contents: Data(text.utf8), attributes: [.posixPermissions: 0o755]),
-              rename(tmp, path) == 0 else { throw posixError("write \(path)") }
+        if !Files.exists(dir) {
+            do {
+                try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o755])
+            } catch { throw HostError.permission("create \(dir): \(error.localizedDescription)") }
+        }
+        try Files.replace(path, Array(text.utf8), mode: 0o755, "write \(path)")
     }
 
     public func writeFile(_ path: String, _ text: String) throws {
-        do { try Data(text.utf8).write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw HostError.permission("write \(path): \(error.localizedDescription)")
-        }
+        try Files.replace(path, Array(text.utf8), mode: 0o644, "write \(path)")
     }
 
     public func removeFile(_ path: String) { unlink(path) }
