@@ -321,7 +321,7 @@ goal() {
   local met
   if [ -z "$2" ]; then met="not measured"
   else met=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { ok = (op == "<=") ? v <= l : v >= l; print ok ? "yes" : "**no**" }'); fi
-  echo "| $1 | ${2:+$2$5}${2:-–} | $3 $4$5 | $met |"
+  echo "| $1 | $([ -n "$2" ] && echo "$2$5" || echo "–") | $3 $4$5 | $met |"
 }
 # q A B: A / B with two decimals (empty when either is missing).
 q() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }'; }
