@@ -357,8 +357,8 @@ public final class Executor {
         // A tap a live process still holds (a guest on a pre-made tap) is never deleted.
         let holders = env.probe.tapHolders(taps)
         // Daemons are told to stop first and awaited last: their exit overlaps the other work.
-        // So does the firewall's removal (a transaction in another process): every tap is gone
-        // by then, so nothing reaches the bridge while its rules go.
+        // So does the firewall's removal (a transaction in another process): the taps went
+        // first, as a group, so nothing reaches the bridge while its rules go.
         var stopping: [(pid: Int32, startTime: UInt64)] = []
         var removingFirewall: [(JournalEntry, () throws -> Void)] = []
         for case .startedDaemon(let d) in entries { if let p = signalDaemon(d) { stopping.append(p) } }
