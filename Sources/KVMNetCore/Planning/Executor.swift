@@ -38,10 +38,10 @@ public final class Executor {
         }
         for case .attach(_, _, _, let group) in steps { record.tapGroup = group; break }
         try env.state.save(record)
-        var reached = 0
+        // The last step whose change was tried: the taps of the steps after it were never made.
+        var tried = -1
         do {
             for (i, step) in steps.enumerated() {
-                reached = i
                 if let sig = env.pendingSignal() {
                     throw StepFailure(index: i, error: KVMNetError.interrupted(signal: sig, "interrupted by signal \(sig)"))
                 }
@@ -56,6 +56,7 @@ public final class Executor {
                     taps = []
                 }
                 progress(i, step)
+                tried = i
                 do {
                     if try apply(step) { performed.append(step) }
                 } catch { throw StepFailure(index: i, error: error) }
@@ -68,7 +69,7 @@ public final class Executor {
             let i = failure.index, step = steps[i], error = failure.error
             // Taps journaled ahead whose step never ran were never made: forget them, so a
             // link of that name someone else makes meanwhile is never undone as ours.
-            let notReached = Set(steps[(reached + 1)...].compactMap { s -> String? in
+            let notReached = Set(steps[(tried + 1)...].compactMap { s -> String? in
                 if case .createTap(let n, _) = s { return n } else { return nil }
             })
             record.journal.removeAll { e in
@@ -130,13 +131,15 @@ public final class Executor {
     /// request (each device deleted on its own waits for the kernel's RCU barrier, ~17 ms).
     /// Membership is re-checked first: a link in the group that is neither one of this network's
     /// taps nor the bridge it created, or a tap a live process holds, is moved out of it.
-    func deleteTapGroup(taps: Set<String>, held: Set<String>) {
+    /// - Parameter bridgeUndone: the bridge's creation is among the entries undone (a rollback
+    ///   of a second `up` never takes the bridge an earlier one made).
+    func deleteTapGroup(taps: Set<String>, held: Set<String>, bridgeUndone: Bool) {
         guard let group = record.tapGroup, group != 0, !taps.isEmpty, let all = try? env.links.links() else { return }
         let members = all.filter { $0.group == group }
         guard !members.isEmpty else { return }
         let bridge = record.spec.bridge.rawValue
         func ours(_ l: LinkInfo) -> Bool {
-            if l.name == bridge { return l.isBridge && owns(bridge) && record.spec.model != .bridged }
+            if l.name == bridge { return bridgeUndone && l.isBridge && owns(bridge) && record.spec.model != .bridged }
             return taps.contains(l.name) && l.isTap && !held.contains(l.name)
         }
         do {
@@ -362,7 +365,8 @@ public final class Executor {
         var stopping: [(pid: Int32, startTime: UInt64)] = []
         var removingFirewall: [(JournalEntry, () throws -> Void)] = []
         for case .startedDaemon(let d) in entries { if let p = signalDaemon(d) { stopping.append(p) } }
-        deleteTapGroup(taps: taps, held: Set(holders.keys))
+        deleteTapGroup(taps: taps, held: Set(holders.keys),
+                       bridgeUndone: entries.contains(.createdLink(name: record.spec.bridge.rawValue, kind: "bridge")))
         // The taps left after the group delete, in one dump (not one request per recorded tap).
         let tapsLeft = taps.isEmpty ? [:] : (try? links.links()).map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
         for entry in entries.reversed() {
