@@ -161,6 +161,27 @@ import KVMNetTestSupport
         }
     }
 
+    /// `up` again after a killed one, failing after its taps are made: the rollback undoes what
+    /// that call made, never the bridge the killed run made (even in the taps' link group); `down`
+    /// then takes everything.
+    @Test(arguments: NetworkModel.allCases)
+    func aFailedRepairKeepsWhatTheKilledRunMade(_ model: NetworkModel) throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        host.killAfterChange = host.changes + 1   // the bridge is made, then the process dies
+        _ = try? NetworkDriver(env: host.environment).up(Self.request(model, taps: 2))
+        host.killAfterChange = nil
+        #expect(host.changeLog.last == "add bridge br-in")
+        host.rejectFirewallTransactions = true   // found once the taps are made
+        #expect(throws: KVMNetError.self) { try NetworkDriver(env: host.environment).up(Self.request(model, taps: 2)) }
+        host.rejectFirewallTransactions = false
+        #expect(host.changeLog.contains("add tap vif2.0"))
+        #expect(host.linkTable.contains { $0.name == "br-in" }, "the rollback took the bridge the killed up made")
+        #expect(!host.linkTable.contains { $0.name.hasPrefix("vif") })
+        _ = try NetworkDriver(env: host.environment).down(.default)
+        #expect(host.snapshot() == before, "left:\n\(host.snapshot())")
+    }
+
     @Test func ipForwardIsRestoredOnlyByTheLastNetworkThatNeedsIt() throws {
         let host = FakeHost.sandbox()
         let driver = NetworkDriver(env: host.environment)
