@@ -374,6 +374,8 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
     public func tapHolders(_ names: Set<String>) -> [String: [(pid: Int32, command: String)]] {
         heldTaps.filter { names.contains($0.key) }.mapValues { [$0] }
     }
+    /// busybox (whose nslookup checks dnsmasq) is there; FakeHost answers none of its calls.
+    public var busyboxInstalled = false
     /// Pretend programs listening on ports.
     public var listening: [FirewallFacts.Listener] = []
     public func listeners(ports: Set<Int>) -> [FirewallFacts.Listener] { listening.filter { ports.contains($0.port) } }
@@ -396,7 +398,8 @@ public final class FakeHost: LinkControl, SysctlStore, CommandRunner, InterfaceP
 
 extension FakeHost {
     public func which(_ program: String) -> String? {
-        if program.hasPrefix("iptables-legacy") || ["conntrack", "busybox"].contains(program) { return nil }
+        if program == "busybox" { return busyboxInstalled ? "/bin/busybox" : nil }
+        if program.hasPrefix("iptables-legacy") || program == "conntrack" { return nil }
         if program.hasPrefix("iptables") { return iptablesInstalled ? "/usr/sbin/\(program)" : nil }
         if program == "nft" { return nftInstalled ? "/usr/sbin/nft" : nil }
         return "/usr/sbin/\(program)"

@@ -127,6 +127,30 @@ import KVMNetTestSupport
         #expect(host.snapshot() == before)
     }
 
+    /// dnsmasq's self-check asks the bridge's address for the first guest's name: with lo down it
+    /// is skipped (no answer could come back); otherwise an unanswered check gives up after 3 s
+    /// (1 s a try) and says so, where it once tried 20 times 5 s.
+    @Test func theDnsmasqCheckIsSkippedWithLoDownAndBoundedOtherwise() throws {
+        for loUp in [false, true] {
+            let host = FakeHost.sandbox()
+            host.busyboxInstalled = true
+            if !loUp { host.linkTable[host.linkTable.firstIndex { $0.name == "lo" }!].isUp = false }
+            let guests = FakeGuests()
+            let driver = NetworkDriver(env: host.environment(guests: guests))
+            var failure = ""
+            do { _ = try driver.up(UpRequest(model: .nat), guests: GuestRequest(count: 1)) } catch { failure = "\(error)" }
+            let lookups = host.commandLog.filter { $0.contains("busybox nslookup guest01.default.kvmnet 192.168.1.254") }
+            if loUp {
+                #expect(failure.contains("does not serve its static entries"), "\(failure)")
+                #expect(!lookups.isEmpty && lookups.allSatisfy { $0.hasPrefix("timeout 1 ") })
+                #expect(guests.clock < 4, "the check took \(guests.clock) s")
+            } else {
+                #expect(failure.isEmpty, "\(failure)")
+                #expect(lookups.isEmpty, "\(lookups)")
+            }
+        }
+    }
+
     @Test func downKeepsDiskImagesWhenAsked() throws {
         let host = FakeHost.sandbox()
         let guests = FakeGuests()

@@ -96,12 +96,6 @@ public final class NetworkDriver {
         // Listeners on 53/67 matter only to a network that runs a DHCP/DNS server (one process).
         if spec.runsDnsmasq, record == nil { facts.dnsDhcpListeners = Doctor.dnsDhcpListeners(env) }
         var findings = Doctor.findings(for: spec, facts)
-        if host.link("lo")?.isUp == false, spec.runsDnsmasq || !request.forwards.isEmpty {
-            findings.append(Finding(severity: .warning, check: "loopback-down",
-                message: "lo is down in this network namespace: programs on this host cannot reach its own addresses "
-                    + "(the bridge's DNS server, ports forwarded to guests); the guests are not affected",
-                action: "ip link set lo up (kvmnet leaves lo as it finds it)"))
-        }
         let errors = findings.filter { $0.severity == .error }
         if enforce, !errors.isEmpty {
             throw KVMNetError.failure("network \(spec.name) would not pass traffic on this host:\n"
@@ -124,6 +118,12 @@ public final class NetworkDriver {
             }
             forwards.append(f)
             added.append(f)
+        }
+        if host.link("lo")?.isUp == false, spec.runsDnsmasq || !forwards.isEmpty {
+            findings.append(Finding(severity: .warning, check: "loopback-down",
+                message: "lo is down in this network namespace: programs on this host cannot reach its own addresses "
+                    + "(the bridge's DNS server, ports forwarded to guests); the guests are not affected",
+                action: "ip link set lo up (kvmnet leaves lo as it finds it)"))
         }
         try Planner.check(spec, on: host, record: record, others: others, isWireless: env.probe.isWireless,
                           force: request.force, guestTaps: planned.map(\.tap))
