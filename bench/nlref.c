@@ -160,7 +160,7 @@ static void down(struct nl_sock *sk, int n, uint32_t group, int by_group)
             del_by_name(sk, name);
         }
     }
-    if (!(by_group && bridge_in_group)) del_by_name(sk, BRIDGE);
+    if (!(by_group && bridge_in_group && n > 0)) del_by_name(sk, BRIDGE);
 }
 
 static void usage(void)

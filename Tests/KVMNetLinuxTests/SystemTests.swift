@@ -62,7 +62,7 @@ struct Sandbox {
     func linkGroup(_ link: String) throws -> String {
         let json = try inHost("ip", "-j", "link", "show", link)
         let l = (try JSONSerialization.jsonObject(with: Data(json.utf8)) as? [[String: Any]])?.first
-        return l?["group"] as? String ?? "?"
+        return try #require(l?["group"] as? String, "no group in `ip -j link show \(link)`")
     }
 
     func kvmnet(_ args: String...) throws -> CommandResult {
@@ -171,6 +171,7 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
 
         // Someone else's link in the taps' link group: `down` deletes that group, never this link.
         let group = try s.linkGroup("vif1.0")
+        #expect(group != "default", "the taps are in no link group")
         _ = try s.inHost("ip", "link", "add", "theirs0", "group", group, "type", "veth", "peer", "name", "theirs1")
         let down = try s.kvmnet("down")
         #expect(down.status == 0, "\(down.stderr)")
