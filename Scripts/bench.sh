@@ -21,7 +21,8 @@
 #        BENCH_GUEST_REPS    repetitions of the guests case (default 3; 0 skips it)
 #        BENCH_GUESTS        guest counts of the guests case (default "1 2 4"; 1 must be there)
 #        BENCH_STRACE        1 (default when strace exists): syscall counts of one up/down/hook
-#        BENCH_OUT           where the table goes besides stdout (default bench/results.md)
+#        BENCH_OUT           where the table goes besides stdout (default bench/results.md); with
+#                            gnuplot installed, bench/plot.sh draws it beside (results.svg)
 # Needs: root, gcc, pkg-config, libnl-route-3-dev (Scripts/setup.sh), iptables; qemu and the
 # default guest (`kvmnet guest build`) for the guests case; strace optional.
 set -euo pipefail
@@ -450,3 +451,8 @@ report >"$WORK/results.md"
 cat "$WORK/results.md"
 cp "$WORK/results.md" "$OUT"
 say "table written to $OUT"
+if command -v gnuplot >/dev/null; then
+  bench/plot.sh "$OUT" "${OUT%.md}.svg" >&2 || say "the plot failed (the table stands)"
+else
+  say "no plot: gnuplot is not installed (apt-get install gnuplot-nox)"
+fi
