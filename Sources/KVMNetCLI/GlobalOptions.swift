@@ -166,9 +166,15 @@ public enum KVMNetCLI {
             } catch {
                 (message, code) = ("\(error)", 1)
             }
-            console.err("kvmnet: error: \(message)\n")
-            if c.wantsJSON { try? console.json(ErrorDocument(error: .init(message: message, exitCode: code))) }
-            return code
+            return report(message, code: code, json: c.wantsJSON, console: console)
         }
+    }
+
+    /// A failure: one line on stderr and, with `json`, the error document on stdout, so that a
+    /// script that asked for `--json` gets one document whatever failed (a usage error too).
+    public static func report(_ message: String, code: Int32, json: Bool, console: Console) -> Int32 {
+        console.err("kvmnet: error: \(message)\n")
+        if json { try? console.json(ErrorDocument(error: .init(message: message, exitCode: code))) }
+        return code
     }
 }

@@ -20,9 +20,11 @@ func write(_ text: String, fd: Int32) {
 
 let console = Console(out: { write($0, fd: 1) }, err: { write($0, fd: 2) })
 
+/// Failures before a command runs (usage, privilege, namespace) answer `--json` too.
+let askedForJSON = CommandLine.arguments.dropFirst().contains("--json")
+
 func fail(_ e: KVMNetError) -> Never {
-    console.err("kvmnet: error: \(e.description)\n")
-    exit(e.exitCode)
+    exit(KVMNetCLI.report(e.description, code: e.exitCode, json: askedForJSON, console: console))
 }
 
 // 1. Parse everything first: usage errors (64) and --help need neither root nor the host.

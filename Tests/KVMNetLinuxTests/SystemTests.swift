@@ -389,6 +389,15 @@ let needsRootAndBinary = Testing.ConditionTrait.enabled(if: Sandbox.available,
         #expect(overlap.status == 1 && overlap.stderr.contains("eth0"))
         let usage = try s.kvmnet("up", "mesh")
         #expect(usage.status == 64)
+        // --json: one error document on stdout, a usage error included.
+        for (args, code) in [(["up", "mesh", "--json"], 64), (["up", "nat", "--taps", "5000", "--json"], 64),
+                             (["up", "nat", "--json"], 1)] {
+            let r = try s.runner.run([Sandbox.binary, "--netns", s.host, "--state-dir", s.stateDir] + args, stdin: nil)
+            let doc = try JSONSerialization.jsonObject(with: Data(r.stdout.utf8)) as? [String: Any]
+            let error = doc?["error"] as? [String: Any]
+            #expect(r.status == Int32(code) && error?["exitCode"] as? Int == code && error?["message"] is String,
+                    "\(args): \(r.stdout)")
+        }
         #expect(try s.snapshot() == before)
         let nons = try s.runner.run([Sandbox.binary, "--netns", "kvt-no-such-ns", "status"], stdin: nil)
         #expect(nons.status == 1 && nons.stderr.contains("kvt-no-such-ns"))
