@@ -12,8 +12,7 @@
 # Usage: sudo Scripts/bench.sh
 # Env:   KVMNET              the binary (default KVMNET_SRC/.build/release/kvmnet, built there
 #                            with `swift build -c release --static-swift-stdlib` when missing)
-#        KVMNET_SRC          the kvmnet checkout to build it in (default /work/main if present,
-#                            else this checkout)
+#        KVMNET_SRC          the kvmnet checkout to build it in (default: this checkout)
 #        BENCH_SIZES         tap counts (default "1 16 64 256 1023")
 #        BENCH_REPS          repetitions of up/down (default 5)
 #        BENCH_SEED_BIG_REPS repetitions of the seed way for N >= 1023 (default 3)
@@ -31,9 +30,7 @@ cd "$(dirname "$0")/.."
 REPO=$PWD
 [ "$(id -u)" -eq 0 ] || { echo "bench: needs root (creates network namespaces)" >&2; exit 77; }
 
-if [ -z "${KVMNET_SRC:-}" ]; then
-  if [ -d /work/main ]; then KVMNET_SRC=/work/main; else KVMNET_SRC=$REPO; fi
-fi
+KVMNET_SRC=${KVMNET_SRC:-$REPO}
 KVMNET=${KVMNET:-$KVMNET_SRC/.build/release/kvmnet}
 SIZES=(${BENCH_SIZES:-1 16 64 256 1023})
 REPS=${BENCH_REPS:-5}
