@@ -151,6 +151,25 @@ import KVMNetTestSupport
         }
     }
 
+    /// A host without an IPv4 default route has no uplink address and no outside to try: verify
+    /// says which rows of the table it could not check instead of leaving them out silently.
+    @Test func verifyNamesTheRowsItCannotCheck() throws {
+        for withRoute in [true, false] {
+            let host = FakeHost.sandbox()
+            if !withRoute { host.routeTable.removeAll { $0.isDefault } }
+            let guests = FakeGuests()
+            let driver = NetworkDriver(env: host.environment(guests: guests))
+            _ = try driver.up(UpRequest(model: .nat))
+            _ = try driver.launchGuests(GuestRequest(count: 2), network: .default) { _ in }
+            let (checks, notes) = try driver.verify(.default)
+            #expect(checks.contains { $0.check.hasSuffix("host's uplink address") } == withRoute)
+            #expect(checks.contains { $0.check.contains("→ outside") } == withRoute)
+            #expect(notes.contains { $0.contains("guest → host's uplink address are not checked") } == !withRoute, "\(notes)")
+            #expect(notes.contains { $0.contains("guest → outside are not checked") } == !withRoute, "\(notes)")
+            _ = try driver.down(.default, guestTimeout: 0)
+        }
+    }
+
     @Test func downKeepsDiskImagesWhenAsked() throws {
         let host = FakeHost.sandbox()
         let guests = FakeGuests()

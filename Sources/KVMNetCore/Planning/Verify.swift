@@ -140,6 +140,13 @@ extension NetworkDriver {
         if record.spec.model == .routed, let sub = record.spec.subnet, let u = uplinkAddress {
             notes.append("routed: the outside answers the guests only if its router has the route \(sub.subnet) via \(u)")
         }
+        // The rows the table has but this host cannot show: say so rather than leave them out.
+        if uplinkAddress == nil {
+            notes.append("no IPv4 default route with an address on its interface here: the rows guest → host's uplink address are not checked")
+        }
+        if outside == nil {
+            notes.append("no gateway on the IPv4 default route here: the rows guest → outside are not checked")
+        }
         return (checks, notes)
     }
 }
