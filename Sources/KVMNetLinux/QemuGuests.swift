@@ -206,6 +206,8 @@ public final class QemuGuests: GuestControl, @unchecked Sendable {
         return (status, output)
     }
 
+    public func isReadable(_ path: String) -> Bool { access(path, R_OK) == 0 }
+
     public func readText(_ path: String) -> String {
         guard let d = FileManager.default.contents(atPath: path) else { return "" }
         return String(decoding: d, as: UTF8.self)

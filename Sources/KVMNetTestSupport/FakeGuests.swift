@@ -87,6 +87,9 @@ public final class FakeGuests: GuestControl, @unchecked Sendable {
     }
 
     public func readText(_ path: String) -> String { locked { files[path] ?? "" } }
+    /// Paths that pretend not to exist (every other boot file does).
+    public var unreadable: Set<String> = []
+    public func isReadable(_ path: String) -> Bool { locked { !unreadable.contains(path) } }
     public func writeScript(_ path: String, _ text: String) throws { locked { files[path] = text } }
     public func writeFile(_ path: String, _ text: String) throws { locked { files[path] = text } }
     /// The pretend daemons that run (dnsmasq), by pid.

@@ -170,6 +170,24 @@ import KVMNetTestSupport
         }
     }
 
+    /// A boot file that is not there is named before anything changes (not after the network is
+    /// built and qemu failed).
+    @Test(arguments: [("--kernel", GuestBoot.kernel(kernel: "/missing/vmlinuz", initrd: "/g/initrd.img"), "/missing/vmlinuz"),
+                      ("--initrd", GuestBoot.kernel(kernel: "/g/vmlinuz", initrd: "/missing/initrd.img"), "/missing/initrd.img"),
+                      ("--image", GuestBoot.image("/missing/base.qcow2"), "/missing/base.qcow2")])
+    func aMissingBootFileIsNamedBeforeAnyChange(_ option: String, _ boot: GuestBoot, _ path: String) throws {
+        let host = FakeHost.sandbox()
+        let before = host.snapshot()
+        let guests = FakeGuests()
+        guests.unreadable = [path]
+        var req = GuestRequest(count: 1)
+        req.boot = boot
+        #expect { try NetworkDriver(env: host.environment(guests: guests)).up(UpRequest(model: .nat), guests: req) } throws: {
+            "\($0)".contains("\(option) \(path): no such file")
+        }
+        #expect(host.snapshot() == before && host.records.isEmpty)
+    }
+
     @Test func downKeepsDiskImagesWhenAsked() throws {
         let host = FakeHost.sandbox()
         let guests = FakeGuests()

@@ -32,6 +32,8 @@ public protocol GuestControl: AnyObject, Sendable {
     func exec(console: String, command: String, timeout: Double) throws -> (status: Int32, output: String)
     /// The file's text, or "" when it cannot be read (console logs).
     func readText(_ path: String) -> String
+    /// Whether the file exists and this process may read it (a guest's kernel, initrd, image).
+    func isReadable(_ path: String) -> Bool
     /// Writes an executable script (mode 0755), replacing it atomically.
     func writeScript(_ path: String, _ text: String) throws
     /// Writes a plain file (mode 0644), replacing it atomically.

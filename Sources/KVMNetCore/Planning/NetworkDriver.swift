@@ -103,6 +103,17 @@ public final class NetworkDriver {
         }
         let others = try env.state.all().filter { $0.name != spec.name }
         let planned = try guests.map { try guestSpecs($0, spec: spec, record: record, host: host) } ?? []
+        // Boot files given on the command line are looked at before anything changes.
+        if let boot = guests?.boot, let g = env.guests {
+            let files: [(String, String)]
+            switch boot {
+            case .kernel(let k, let i): files = [("--kernel", k), ("--initrd", i)]
+            case .image(let d): files = [("--image", d)]
+            }
+            for (option, path) in files where !g.isReadable(path) {
+                throw KVMNetError.failure("\(option) \(path): no such file, or it cannot be read")
+            }
+        }
         // Forwards name guests of this call or of the record.
         let known = planned + (record?.guests ?? []).map(\.spec).filter { g in !planned.contains { $0.name == g.name } }
         var forwards = record?.forwards ?? []
