@@ -60,6 +60,19 @@ import KVMNetTestSupport
         #expect(!host.linkTable.contains { ["br-in", "vif1.0", "vif3.0"].contains($0.name) })
     }
 
+    /// A new network's tap group is one no link uses and no other network's record holds (its
+    /// links may be gone for now): a group delete of one network never meets the other's taps.
+    @Test func theTapGroupAvoidsGroupsOtherRecordsHold() throws {
+        let host = FakeHost.sandbox()
+        _ = try NetworkDriver(env: host.environment).up(Self.request(.nat, taps: 1))
+        let spec = try #require(host.records[.default]?.spec)
+        let observed = HostObservation(links: [], addresses: [], routes: [])
+        let g = Planner.tapGroup(spec, on: observed, record: nil)
+        #expect(Planner.tapGroup(spec, on: observed, record: nil, reserved: [g]) != g)
+        let steps = Planner.plan(spec, on: observed, record: nil, reservedGroups: [g])
+        #expect(!steps.contains { if case .attach(_, _, _, g) = $0 { return true } else { return false } })
+    }
+
     /// lo down (a bare `ip netns add`): the host cannot ask its own DNS server; `up` says so and
     /// neither fails nor touches lo. A network without a host service does not care.
     @Test(arguments: NetworkModel.allCases)

@@ -143,7 +143,8 @@ public final class NetworkDriver {
             dnsmasq = DnsmasqPlan(spec: spec, guests: known, folder: env.state.folder(for: spec.name),
                                   user: env.userID("dnsmasq") != nil ? "dnsmasq" : "nobody")
         }
-        return UpPlan(spec: spec, steps: Planner.plan(spec, on: host, record: record, forwards: forwards, dnsmasq: dnsmasq), record: record,
+        return UpPlan(spec: spec, steps: Planner.plan(spec, on: host, record: record, forwards: forwards, dnsmasq: dnsmasq,
+                                                              reservedGroups: Set(others.compactMap(\.tapGroup))), record: record,
                       host: host, findings: findings, forwards: forwards, newForwards: added, firewallReason: reason, facts: facts)
     }
 

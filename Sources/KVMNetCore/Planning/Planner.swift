@@ -107,10 +107,13 @@ public enum Planner {
     }
 
     /// The steps of `up`, in order.
+    /// - Parameter reservedGroups: link groups other networks' records hold (their links may be
+    ///   gone or not made yet).
     public static func plan(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
-                            forwards: [PortForward] = [], dnsmasq: DnsmasqPlan? = nil) -> [HostStep] {
+                            forwards: [PortForward] = [], dnsmasq: DnsmasqPlan? = nil,
+                            reservedGroups: Set<UInt32> = []) -> [HostStep] {
         let br = spec.bridge.rawValue
-        let group = tapGroup(spec, on: host, record: record)
+        let group = tapGroup(spec, on: host, record: record, reserved: reservedGroups)
         // The bridge joins its taps' group, so that `down` deletes it with them in one request
         // (one kernel barrier, not two). Not a bridged network's: it carries the uplink's
         // addresses, which go back to the uplink before the bridge goes.
@@ -146,10 +149,12 @@ public enum Planner {
     }
 
     /// The link group of the network's taps: the recorded one, else a number derived from the
-    /// network and its namespace that no link uses yet (group 0 is everyone's default).
-    public static func tapGroup(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?) -> UInt32 {
+    /// network and its namespace that no link uses yet and no other record holds (group 0 is
+    /// everyone's default).
+    public static func tapGroup(_ spec: NetworkSpec, on host: HostObservation, record: NetworkRecord?,
+                                reserved: Set<UInt32> = []) -> UInt32 {
         if let g = record?.tapGroup { return g }
-        let used = Set(host.links.map(\.group))
+        let used = Set(host.links.map(\.group)).union(reserved)
         var g = 0x4b560000 | UInt32(truncatingIfNeeded: StableHash.fnv1a64("group:\(spec.name):\(spec.bridgeMAC)") & 0xffff)
         while used.contains(g) { g &+= 1 }
         return g
