@@ -131,16 +131,14 @@ public final class Executor {
     /// request (each device deleted on its own waits for the kernel's RCU barrier, ~17 ms).
     /// Membership is re-checked first: a link in the group that is neither one of this network's
     /// taps nor the bridge it created, or a tap a live process holds, is moved out of it.
-    /// - Parameter bridgeUndone: the bridge's creation is among the entries undone (a rollback
-    ///   of a second `up` never takes the bridge an earlier one made).
-    func deleteTapGroup(taps: Set<String>, held: Set<String>, bridgeUndone: Bool) {
+    /// - Parameter bridge: the bridge to delete with them: only one whose creation is among the
+    ///   entries undone (a rollback of a second `up` never takes the bridge an earlier one made).
+    func deleteTapGroup(taps: Set<String>, held: Set<String>, bridge: String?) {
         guard let group = record.tapGroup, group != 0, !taps.isEmpty, let all = try? env.links.links() else { return }
         let members = all.filter { $0.group == group }
         guard !members.isEmpty else { return }
-        let bridge = record.spec.bridge.rawValue
         func ours(_ l: LinkInfo) -> Bool {
-            if l.name == bridge { return bridgeUndone && l.isBridge && owns(bridge) && record.spec.model != .bridged }
-            return taps.contains(l.name) && l.isTap && !held.contains(l.name)
+            l.name == bridge ? l.isBridge : taps.contains(l.name) && l.isTap && !held.contains(l.name)
         }
         do {
             for m in members where !ours(m) {
@@ -284,7 +282,7 @@ public final class Executor {
                 let i = record.journal.firstIndex(of: entry)!
                 record.journal[i] = .startedDaemon(DaemonRecord(name: "dnsmasq", conf: d.confPath, pidfile: d.pidfile,
                                                                 pid: started.pid, startTime: started.startTime))
-                try checkServes(d)
+                try checkServes(d, g)
             }
         }
         return true
@@ -296,25 +294,25 @@ public final class Executor {
     /// dnsmasq reads some files only after dropping root (a hosts directory, addn-hosts): a
     /// static entry it cannot read is silently not served. Ask it for the first guest's name
     /// and fail loudly when it does not answer with the guest's address.
-    func checkServes(_ d: DnsmasqPlan) throws {
+    func checkServes(_ d: DnsmasqPlan, _ g: any GuestControl) throws {
         guard let (name, address, server) = d.firstStaticName else { return }
         guard env.commands.which("busybox") != nil else {
             env.log("notice: busybox is not installed (apt-get install busybox-static): not checking that dnsmasq serves \(name)")
             return
         }
-        // The host asks its own address: with lo down no answer could ever come back.
-        if let lo = try? env.links.link(named: "lo"), !lo.isUp {
+        // The host asks its own address: with lo down (as `plan` saw it) no answer could come back.
+        if host.link("lo")?.isUp == false {
             env.log("notice: lo is down here: not checking that dnsmasq serves \(name) (the host cannot reach its own \(server))")
             return
         }
         // A query nobody answers waits 5 s in nslookup: each try gets 1 s, all of them 3 s.
         let limit = env.commands.which("timeout") != nil ? ["timeout", "1"] : []
-        let t0 = env.guests?.now() ?? 0
+        let t0 = g.now()
         repeat {
             if let r = try? env.commands.run(limit + ["busybox", "nslookup", name, server], stdin: nil),
                r.status == 0, r.stdout.contains(address) { return }
-            env.guests?.sleep(seconds: 0.05)
-        } while (env.guests?.now() ?? 3) - t0 < 3
+            g.sleep(seconds: 0.05)
+        } while g.now() - t0 < 3
         throw KVMNetError.failure("dnsmasq runs but does not serve its static entries (\(name) should be \(address)); "
             + "its user may not be able to read \(d.confPath)")
     }
@@ -365,8 +363,10 @@ public final class Executor {
         var stopping: [(pid: Int32, startTime: UInt64)] = []
         var removingFirewall: [(JournalEntry, () throws -> Void)] = []
         for case .startedDaemon(let d) in entries { if let p = signalDaemon(d) { stopping.append(p) } }
-        deleteTapGroup(taps: taps, held: Set(holders.keys),
-                       bridgeUndone: entries.contains(.createdLink(name: record.spec.bridge.rawValue, kind: "bridge")))
+        // A bridged network's bridge carries the uplink's addresses: it goes last, on its own.
+        let bridge = record.spec.bridge.rawValue
+        let groupedBridge = record.spec.model != .bridged && entries.contains(.createdLink(name: bridge, kind: "bridge")) ? bridge : nil
+        deleteTapGroup(taps: taps, held: Set(holders.keys), bridge: groupedBridge)
         // The taps left after the group delete, in one dump (not one request per recorded tap).
         let tapsLeft = taps.isEmpty ? [:] : (try? links.links()).map { Dictionary($0.map { ($0.name, $0) }, uniquingKeysWith: { a, _ in a }) }
         for entry in entries.reversed() {
