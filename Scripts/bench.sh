@@ -132,9 +132,11 @@ median() {
 count() { tr ' ' '\n' <<<"${SAMPLES[$1]:-}" | grep -c . || true; }
 ms() { [ -n "$1" ] && awk -v u="$1" 'BEGIN { x = u / 1000; if (x < 10) printf "%.2f", x; else if (x < 100) printf "%.1f", x; else printf "%.0f", x }' || printf -- '–'; }
 ratio() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.1f×", a / b; else printf "–" }' || printf -- '–'; }
+# q A B: A / B with two decimals (empty when either is missing).
+q() { if [ -n "$1" ] && [ -n "$2" ]; then awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }'; fi; }
 paired() { # KEY: median of per-repetition ratios stored in thousandths
-  local m; m=$(median "$1")
-  [ -n "$m" ] && awk -v m="$m" 'BEGIN { printf "%.2f×", m / 1000 }' || printf -- '–'
+  local v; v=$(q "$(median "$1")" 1000)
+  [ -n "$v" ] && printf '%s×' "$v" || printf -- '–'
 }
 growth() { # KEY-prefix: log(t1023/t64)/log(1023/64) over the measured sizes
   local a b
@@ -321,8 +323,6 @@ goal() {
   else met=$(awk -v v="$2" -v l="$4" -v op="$3" 'BEGIN { ok = (op == "<=") ? v <= l : v >= l; print ok ? "yes" : "**no**" }'); fi
   echo "| $1 | $([ -n "$2" ] && echo "$2$5" || echo "–") | $3 $4$5 | $met |"
 }
-# q A B: A / B with two decimals (empty when either is missing).
-q() { [ -n "$1" ] && [ -n "$2" ] && awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b }'; }
 goals() {
   local n=256 cores; cores=$(nproc)
   echo "## goals (issue 6) in this run"
@@ -331,9 +331,9 @@ goals() {
   echo "|---|---:|---:|---|"
   local pu pd
   pu=$(median "pair,up,$n"); pd=$(median "pair,down,$n")
-  goal "\`up nat --taps $n\` / libnl floor (paired)" "$([ -n "$pu" ] && awk -v m="$pu" 'BEGIN { printf "%.2f", m / 1000 }')" "<=" 1.5 "×"
+  goal "\`up nat --taps $n\` / libnl floor (paired)" "$(q "$pu" 1000)" "<=" 1.5 "×"
   goal "seed / kvmnet, up $n" "$(q "$(median "seed,up,$n")" "$(median "kv,up,$n")")" ">=" 10 "×"
-  goal "\`down\` of it / libnl group delete (paired)" "$([ -n "$pd" ] && awk -v m="$pd" 'BEGIN { printf "%.2f", m / 1000 }')" "<=" 1.5 "×"
+  goal "\`down\` of it / libnl group delete (paired)" "$(q "$pd" 1000)" "<=" 1.5 "×"
   goal "seed / kvmnet, down $n" "$(q "$(median "seed,down,$n")" "$(median "kv,down,$n")")" ">=" 30 "×"
   local hk ht
   hk=$(median hook,kv); ht=$(median hook,true)
