@@ -63,14 +63,21 @@ import KVMNetTestSupport
     /// A new network's tap group is one no link uses and no other network's record holds (its
     /// links may be gone for now): a group delete of one network never meets the other's taps.
     @Test func theTapGroupAvoidsGroupsOtherRecordsHold() throws {
+        let probe = FakeHost.sandbox()
+        _ = try NetworkDriver(env: probe.environment).up(Self.request(.nat, taps: 1))
+        let chosen = try #require(probe.records[.default]?.tapGroup)
+        // Another network's record holds that group while none of its links is there.
         let host = FakeHost.sandbox()
+        var other = try #require(probe.records[.default])
+        other.spec.name = try NetworkName("other")
+        other.spec.bridge = try InterfaceName("kb-other")
+        other.spec.subnet = CIDRv4("192.168.7.0/24")
+        other.spec.hostAddress = CIDRv4("192.168.7.254/24")
+        host.records[other.name] = other
         _ = try NetworkDriver(env: host.environment).up(Self.request(.nat, taps: 1))
-        let spec = try #require(host.records[.default]?.spec)
-        let observed = HostObservation(links: [], addresses: [], routes: [])
-        let g = Planner.tapGroup(spec, on: observed, record: nil)
-        #expect(Planner.tapGroup(spec, on: observed, record: nil, reserved: [g]) != g)
-        let steps = Planner.plan(spec, on: observed, record: nil, reservedGroups: [g])
-        #expect(!steps.contains { if case .attach(_, _, _, g) = $0 { return true } else { return false } })
+        let group = try #require(host.records[.default]?.tapGroup)
+        #expect(group != chosen)
+        #expect(host.linkTable.filter { $0.group == group }.map(\.name).sorted() == ["br-in", "vif1.0"])
     }
 
     /// lo down (a bare `ip netns add`): the host cannot ask its own DNS server; `up` says so and
